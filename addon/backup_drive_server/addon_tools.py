@@ -1,0 +1,210 @@
+"""Command line for the add-on's s6 services: storage, discovery, integration, health check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from backup_drive_server import discovery, drive_mount, integration_installer
+
+_LOGGER = logging.getLogger("backup_drive_server.addon_tools")
+
+DEFAULT_MOUNT_POINT = Path("/mnt/backup_drive")
+DEFAULT_DATA_DIR = Path("/data/server")
+DEFAULT_STATE_FILE = Path("/data/discovery.json")
+DEFAULT_INTEGRATION = Path("/opt/backup_drive/custom_components/backup_drive")
+DEFAULT_CONFIG_DIR = Path("/homeassistant")
+DEFAULT_OPTIONS = Path("/data/options.json")
+SFTP_PORT = 2222
+WEBDAV_PORT = 8080
+
+
+class _BashioFormatter(logging.Formatter):
+    """Write lines like bashio does, so the add-on's log reads as one voice."""
+
+    LEVELS = {"CRITICAL": "FATAL"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format as `[HH:MM:SS] LEVEL: message`."""
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        level = self.LEVELS.get(record.levelname, record.levelname)
+        return f"[{stamp}] {level}: {record.getMessage()}"
+
+
+def _setup_logging(level: str) -> None:
+    """Send log lines to stderr in bashio's format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_BashioFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    name = {"trace": "DEBUG", "notice": "INFO", "fatal": "CRITICAL"}.get(level, level.upper())
+    root.setLevel(getattr(logging, name, logging.INFO))
+
+
+def _fatal(*lines: str) -> int:
+    """Log a block of fatal lines and return the failure exit code."""
+    for line in lines:
+        _LOGGER.critical("%s", line)
+    return 1
+
+
+def cmd_mount_storage(args: argparse.Namespace) -> int:
+    """Mount the chosen drive (or bind the folder) at the mount point."""
+    try:
+        if args.device:
+            drive_mount.mount_drive(args.device, args.mount_point)
+        else:
+            _LOGGER.info("No USB drive chosen: using the folder %s", args.folder)
+            roots = tuple(args.folder_root) or drive_mount.DEFAULT_FOLDER_ROOTS
+            drive_mount.use_folder(args.folder, args.mount_point, roots)
+    except drive_mount.StorageError as err:
+        return _fatal(err.message, err.hint)
+    return 0
+
+
+def cmd_release_storage(args: argparse.Namespace) -> int:
+    """Unmount the storage so the drive can be unplugged."""
+    try:
+        drive_mount.release(args.mount_point)
+    except drive_mount.StorageError as err:
+        _LOGGER.error("%s %s", err.message, err.hint)
+        return 1
+    return 0
+
+
+def cmd_publish_discovery(args: argparse.Namespace) -> int:
+    """Publish the server's address and credentials to Home Assistant."""
+    try:
+        discovery.wait_for_sftp(args.port, args.wait)
+        host = args.host or socket.gethostname()
+        config = discovery.build_config(args.data_dir, host, args.port)
+        client = discovery.SupervisorClient(args.supervisor)
+        discovery.publish(client, config, args.state_file)
+    except discovery.SupervisorError as err:
+        _LOGGER.error("Could not announce Backup Drive to Home Assistant: %s", err)
+        return 1
+    return 0
+
+
+def cmd_install_integration(args: argparse.Namespace) -> int:
+    """Install or update the bundled integration, then ask for a restart."""
+    client: discovery.SupervisorClient | None
+    try:
+        client = discovery.SupervisorClient(args.supervisor)
+    except discovery.SupervisorError as err:
+        _LOGGER.warning("No restart notification: %s", err)
+        client = None
+    try:
+        integration_installer.install_and_notify(args.source, args.config_dir, client)
+    except integration_installer.InstallError as err:
+        _LOGGER.error("Could not install the Backup Drive integration: %s", err)
+        return 1
+    return 0
+
+
+def _webdav_scheme(options_file: Path) -> str:
+    """Read from the options whether WebDAV speaks TLS."""
+    try:
+        options = json.loads(options_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "http"
+    return "https" if isinstance(options, dict) and options.get("webdav_tls") else "http"
+
+
+def check_health(sftp_port: int, webdav_port: int, scheme: str, host: str = "127.0.0.1") -> list[str]:
+    """Probe both servers; return what is wrong (nothing when healthy)."""
+    problems = []
+    try:
+        with socket.create_connection((host, sftp_port), timeout=5) as sock:
+            sock.settimeout(5)
+            if not sock.recv(64).startswith(b"SSH-"):
+                problems.append(f"SFTP on port {sftp_port} did not send an SSH banner")
+    except OSError as err:
+        problems.append(f"SFTP on port {sftp_port}: {err}")
+    context = ssl.create_default_context()
+    # The certificate names the public host name, not 127.0.0.1: only liveness matters here.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(f"{scheme}://{host}:{webdav_port}/", method="OPTIONS")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context):  # noqa: S310
+            pass
+    except urllib.error.HTTPError as err:
+        # 401 is the healthy answer without credentials.
+        if err.code >= 500:
+            problems.append(f"WebDAV on port {webdav_port} answered HTTP {err.code}")
+    except (urllib.error.URLError, OSError) as err:
+        problems.append(f"WebDAV on port {webdav_port}: {getattr(err, 'reason', err)}")
+    return problems
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 when both servers answer (the Dockerfile's HEALTHCHECK)."""
+    problems = check_health(args.sftp_port, args.webdav_port, _webdav_scheme(args.options))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe the sub-commands."""
+    parser = argparse.ArgumentParser(prog="python3 -m backup_drive_server.addon_tools")
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    mount = sub.add_parser("mount-storage", help=cmd_mount_storage.__doc__)
+    mount.add_argument("--device", default="", help="drive: /dev path, LABEL=... or UUID=...")
+    mount.add_argument("--folder", type=Path, default=Path("/share/backup_drive"))
+    mount.add_argument("--mount-point", type=Path, default=DEFAULT_MOUNT_POINT)
+    mount.add_argument(
+        "--folder-root", type=Path, action="append", default=[], help="allowed folder parent"
+    )
+    mount.set_defaults(handler=cmd_mount_storage)
+
+    release = sub.add_parser("release-storage", help=cmd_release_storage.__doc__)
+    release.add_argument("--mount-point", type=Path, default=DEFAULT_MOUNT_POINT)
+    release.set_defaults(handler=cmd_release_storage)
+
+    publish = sub.add_parser("publish-discovery", help=cmd_publish_discovery.__doc__)
+    publish.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    publish.add_argument("--host", default="", help="default: this container's host name")
+    publish.add_argument("--port", type=int, default=SFTP_PORT)
+    publish.add_argument("--supervisor", default=None, help="default: $SUPERVISOR_API")
+    publish.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
+    publish.add_argument("--wait", type=float, default=120.0, help="seconds to wait for SFTP")
+    publish.set_defaults(handler=cmd_publish_discovery)
+
+    install = sub.add_parser("install-integration", help=cmd_install_integration.__doc__)
+    install.add_argument("--source", type=Path, default=DEFAULT_INTEGRATION)
+    install.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR)
+    install.add_argument("--supervisor", default=None, help="default: $SUPERVISOR_API")
+    install.set_defaults(handler=cmd_install_integration)
+
+    health = sub.add_parser("healthcheck", help=cmd_healthcheck.__doc__)
+    health.add_argument("--sftp-port", type=int, default=SFTP_PORT)
+    health.add_argument("--webdav-port", type=int, default=WEBDAV_PORT)
+    health.add_argument("--options", type=Path, default=DEFAULT_OPTIONS)
+    health.set_defaults(handler=cmd_healthcheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command and return its exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    handler = args.handler
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Command line of `backup-drive-server`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from backup_drive_server.service import serve
+from backup_drive_server.settings import (
+    ServerSettings,
+    SettingsError,
+    read_options,
+    users_from_options,
+)
+
+_LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe the flags."""
+    parser = argparse.ArgumentParser(
+        prog="backup-drive-server",
+        description="Serve a folder (or a mounted USB drive) over SFTP and WebDAV for backups.",
+    )
+    parser.add_argument("--storage", type=Path, default=Path("storage"),
+                        help="folder to serve (default: ./storage)")  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"),
+                        help="host key, generated password and WebDAV state; never inside "
+                        "the storage folder (default: ./.data)")  # fmt: skip
+    parser.add_argument("--options", type=Path,
+                        help="the add-on's options.json (extra users, WebDAV TLS, log level)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--sftp-port", type=int, default=2222)
+    parser.add_argument("--webdav-port", type=int, default=8080)
+    parser.add_argument("--ssl-dir", type=Path, default=Path("/ssl"),
+                        help="where the options' certfile and keyfile live (default: /ssl)")
+    parser.add_argument("--webdav-certfile", type=Path, help="serve WebDAV over TLS")
+    parser.add_argument("--webdav-keyfile", type=Path)
+    parser.add_argument("--require-mount", action="store_true",
+                        help="refuse file access while no drive is mounted at the storage "
+                        "folder, so nothing lands on the container's own disk")  # fmt: skip
+    parser.add_argument("--log-level", choices=sorted(_LOG_LEVELS))
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """Merge the flags with the options file (flags win)."""
+    options = read_options(args.options) if args.options else {}
+    certfile, keyfile = args.webdav_certfile, args.webdav_keyfile
+    if certfile is None and options.get("webdav_tls"):
+        certfile = args.ssl_dir / str(options.get("certfile") or "fullchain.pem")
+        keyfile = args.ssl_dir / str(options.get("keyfile") or "privkey.pem")
+    return ServerSettings(
+        storage=args.storage,
+        data_dir=args.data_dir,
+        bind=args.bind,
+        sftp_port=args.sftp_port,
+        webdav_port=args.webdav_port,
+        users=users_from_options(options),
+        webdav_certfile=certfile,
+        webdav_keyfile=keyfile,
+        require_mount=args.require_mount,
+        log_level=args.log_level or str(options.get("log_level") or "info"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server; return the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as err:
+        print(f"backup-drive-server: {err}", file=sys.stderr)  # noqa: T201
+        return 2
+    logging.basicConfig(
+        level=_LOG_LEVELS.get(settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    # asyncssh logs every channel at INFO; keep the add-on log about backups, not packets.
+    logging.getLogger("asyncssh").setLevel(
+        logging.DEBUG if settings.log_level in ("trace", "debug") else logging.WARNING
+    )
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as err:
+        logging.getLogger("backup_drive_server").error("Cannot start: %s", err)
+        return 2
+    except OSError as err:
+        logging.getLogger("backup_drive_server").error("Cannot start: %s", err)
+        return 1
+    return 0

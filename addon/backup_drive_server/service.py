@@ -1,0 +1,105 @@
+"""Run the SFTP and WebDAV servers together until SIGTERM, then stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from backup_drive_server import __version__
+from backup_drive_server.accounts import PASSWORD_FILE, AccountBook, load_homeassistant_password
+from backup_drive_server.host_key import fingerprint, load_host_key
+from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.settings import BACKUPS_FOLDER, HOMEASSISTANT_USER, ServerSettings
+from backup_drive_server.sftp_server import SFTPContext, start_sftp_server
+from backup_drive_server.storage_root import StorageRoot
+from backup_drive_server.webdav_server import WebDAVServer, webdav_config
+
+_LOGGER = logging.getLogger(__name__)
+
+# How long transfers in flight may take to finish after SIGTERM before they are cut off.
+# s6 and Docker allow 10 seconds before SIGKILL; this leaves time to clean up after.
+SHUTDOWN_GRACE_SECONDS = 5.0
+IO_THREADS = 8
+
+
+def _url_host(bind: str) -> str:
+    if bind in ("0.0.0.0", "::", ""):  # noqa: S104 - only to print a usable address
+        return "<this host>"
+    return f"[{bind}]" if ":" in bind else bind
+
+
+async def serve(settings: ServerSettings) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    settings.validate()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage = StorageRoot(settings.storage, require_mount=settings.require_mount)
+    storage.prepare()
+    host_key = load_host_key(settings.data_dir)
+    accounts = AccountBook.build(load_homeassistant_password(settings.data_dir), settings.users)
+    guard = LoginGuard()
+    io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="sftp-io")
+    context = SFTPContext(
+        storage=storage,
+        accounts=accounts,
+        guard=guard,
+        io_pool=io_pool,
+        max_connections=settings.max_connections,
+    )
+    webdav = WebDAVServer(
+        webdav_config(storage, accounts, guard, settings.data_dir / "webdav"),
+        settings.bind,
+        settings.webdav_port,
+        certfile=settings.webdav_certfile,
+        keyfile=settings.webdav_keyfile,
+    )
+    sftp = await start_sftp_server(context, host_key, settings.bind, settings.sftp_port)
+    try:
+        webdav.start()
+    except BaseException:
+        sftp.close()
+        raise
+
+    host = _url_host(settings.bind)
+    usage = storage.disk_usage()
+    _LOGGER.info("Backup Drive %s serving %s (%.1f GB free of %.1f GB)", __version__,
+                 storage.path, usage.free / 1e9, usage.total / 1e9)  # fmt: skip
+    _LOGGER.info("SFTP:   sftp://%s:%d/ (Home Assistant's backups in /%s)", host,
+                 settings.sftp_port, BACKUPS_FOLDER)  # fmt: skip
+    _LOGGER.info("WebDAV: %s://%s:%d/", webdav.scheme, host, settings.webdav_port)
+    _LOGGER.info("User %s, password in %s", HOMEASSISTANT_USER, settings.data_dir / PASSWORD_FILE)
+    for account in accounts:
+        if account.username != HOMEASSISTANT_USER:
+            _LOGGER.info("User %s (%s)", account.username,
+                         "read-only" if account.read_only else "read-write")  # fmt: skip
+    _LOGGER.info("SSH host key fingerprint: %s", fingerprint(host_key))
+    _LOGGER.info("Backup Drive is ready")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+    _LOGGER.info("Stopping: no new connections; transfers in flight get %.0f seconds",
+                 SHUTDOWN_GRACE_SECONDS)  # fmt: skip
+    sftp.close()
+    await _wait_for_sftp_sessions(context)
+    for conn in list(context.connections):
+        conn.abort()
+    webdav.stop()
+    # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
+    await asyncio.sleep(0.2)
+    io_pool.shutdown(wait=True)
+    removed = storage.discard_all_staging()
+    if removed:
+        _LOGGER.info("Removed %d unfinished upload(s)", removed)
+    _LOGGER.info("Stopped")
+
+
+async def _wait_for_sftp_sessions(context: SFTPContext) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
+    while context.connections and loop.time() < deadline:
+        await asyncio.sleep(0.1)

@@ -1,0 +1,457 @@
+"""Serve the storage root over SFTP (asyncssh): SFTP only, jailed, uploads staged."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+from asyncssh import SFTPAttrs, SFTPName
+
+from backup_drive_server.accounts import AccountBook
+from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.storage_root import (
+    OutsideStorageRootError,
+    StorageRoot,
+    StorageUnavailableError,
+    is_staging_name,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# SSH settings chosen for a backup target on a LAN: a short login window, keepalives that
+# notice a vanished client within two minutes, and a large channel window so that a single
+# stream is not throttled by round trips.
+LOGIN_TIMEOUT_SECONDS = 30
+KEEPALIVE_INTERVAL_SECONDS = 30
+KEEPALIVE_COUNT_MAX = 4
+CHANNEL_WINDOW_BYTES = 16 * 1024 * 1024
+# AES-GCM is one pass through OpenSSL; chacha20-poly1305 costs several Python-level calls per
+# packet in asyncssh. Clients pick from their own order, so this only decides for clients that
+# honour the server's (asyncssh-based ones, including Home Assistant's).
+ENCRYPTION_ALGS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+]
+
+
+@dataclass(kw_only=True)
+class SFTPContext:
+    """What every SSH connection of one server shares."""
+
+    storage: StorageRoot
+    accounts: AccountBook
+    guard: LoginGuard
+    io_pool: ThreadPoolExecutor
+    max_connections: int
+    connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+
+
+class _OpenFile:
+    """A file handle given to a client; uploads write to `staging` until a clean close."""
+
+    __slots__ = ("failed", "fd", "local", "staging")
+
+    def __init__(self, fd: int, local: Path, staging: Path | None = None) -> None:
+        self.fd = fd
+        self.local = local
+        self.staging = staging
+        self.failed: OSError | None = None
+
+    def fileno(self) -> int:
+        """Return the OS file descriptor (asyncssh's default handlers use it)."""
+        return self.fd
+
+
+def _client_error(err: Exception) -> Exception:
+    """Turn our errors into SFTP statuses with messages a person understands."""
+    if isinstance(err, OutsideStorageRootError):
+        return asyncssh.SFTPPermissionDenied(str(err))
+    if isinstance(err, StorageUnavailableError):
+        return asyncssh.SFTPFailure(str(err))
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return asyncssh.SFTPNoSpaceOnFilesystem(
+            "The backup drive is full: free some space and try again"
+        )
+    return err
+
+
+class BackupDriveSSHServer(asyncssh.SSHServer):
+    """Authenticate one SSH connection against the account book."""
+
+    def __init__(self, context: SFTPContext) -> None:
+        """Serve one connection with the shared `context`."""
+        self._context = context
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._address = "unknown"
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        """Turn away banned addresses and connections over the cap at once."""
+        self._conn = conn
+        peer = conn.get_extra_info("peername")
+        self._address = str(peer[0]) if peer else "unknown"
+        if self._context.guard.is_banned(self._address):
+            _LOGGER.warning("Refused SFTP connection from %s: address banned", self._address)
+            asyncio.get_running_loop().call_soon(conn.abort)
+            return
+        if len(self._context.connections) >= self._context.max_connections:
+            _LOGGER.warning(
+                "Refused SFTP connection from %s: %d connections already open",
+                self._address, self._context.max_connections,
+            )  # fmt: skip
+            asyncio.get_running_loop().call_soon(conn.abort)
+            return
+        self._context.connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection."""
+        if self._conn is not None:
+            self._context.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        """Require authentication for everyone."""
+        return True
+
+    def password_auth_supported(self) -> bool:
+        """Accept passwords (Home Assistant's account uses one)."""
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        """Check a password; failures are counted per address, delayed and then banned."""
+        guard = self._context.guard
+        if guard.is_banned(self._address):
+            self._drop()
+            return False
+        account = self._context.accounts.get(username)
+        if account is not None and account.password_matches(password):
+            guard.record_success(self._address)
+            _LOGGER.info("SFTP login as %s from %s", account.username, self._address)
+            return True
+        delay = guard.record_failure(self._address, "SFTP", username)
+        if delay:
+            await asyncio.sleep(delay)
+        if guard.is_banned(self._address):
+            self._drop()
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        """Accept the public keys listed for an account."""
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        """Return whether `key` is authorized for `username`."""
+        if self._context.guard.is_banned(self._address):
+            return False
+        account = self._context.accounts.get(username)
+        return account is not None and account.accepts_key(key)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            asyncio.get_running_loop().call_soon(self._conn.abort)
+
+
+class BackupDriveSFTPServer(asyncssh.SFTPServer):
+    """One SFTP session: jailed paths, file I/O in worker threads, staged uploads."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], context: SFTPContext) -> None:
+        """Serve the account that authenticated on `chan`."""
+        super().__init__(chan)
+        self._context = context
+        self._storage = context.storage
+        username = str(chan.get_extra_info("username"))
+        account = context.accounts.get(username)
+        self._read_only = account is None or account.read_only
+        peer = chan.get_extra_info("peername")
+        self._who = f"{username} from {peer[0] if peer else 'unknown'} (SFTP)"
+        self._files: set[_OpenFile] = set()
+
+    async def _run[T](self, func: Callable[..., T], *args: object) -> T:
+        """Run blocking file work in the I/O pool so one slow disk never stalls other clients."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._context.io_pool, func, *args)
+        except Exception as err:
+            raise _client_error(err) from err
+
+    def _local(self, path: bytes, *, follow_last: bool = True) -> Path:
+        return self._storage.resolve(
+            path.decode("utf-8", "surrogateescape"), follow_last=follow_last, who=self._who
+        )
+
+    def _require_write(self, what: str) -> None:
+        if self._read_only:
+            raise asyncssh.SFTPPermissionDenied(f"Permission denied: this account is read-only ({what})")
+
+    def map_path(self, path: bytes) -> bytes:
+        """Map a client path into the storage root, refusing any way out."""
+        try:
+            return os.fsencode(self._local(path))
+        except Exception as err:
+            raise _client_error(err) from err
+
+    def reverse_map_path(self, path: bytes) -> bytes:
+        """Map a local path back to what the client sees."""
+        return self._storage.client_path(Path(os.fsdecode(path))).encode("utf-8", "surrogateescape")
+
+    async def realpath(self, path: bytes) -> bytes:
+        """Return the canonical client path (`.` is the root)."""
+        local = await self._run(self._local, path)
+        return self.reverse_map_path(os.fsencode(local))
+
+    async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
+        """Open a file; a new or truncated file is written under a temporary name."""
+        if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND):
+            self._require_write("upload")
+        opened = await self._run(self._open, path, pflags, attrs)
+        self._files.add(opened)
+        return opened
+
+    def _open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> _OpenFile:
+        local = self._local(path)
+        reading = bool(pflags & asyncssh.FXF_READ)
+        if not pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND):
+            fd = os.open(local, os.O_RDONLY)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(local))
+            return _OpenFile(fd, local)
+        access = os.O_RDWR if reading else os.O_WRONLY
+        exists = os.path.lexists(local)
+        if exists and os.path.isdir(local):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(local))
+        if exists and pflags & asyncssh.FXF_CREAT and pflags & asyncssh.FXF_EXCL:
+            raise FileExistsError(errno.EEXIST, "File already exists", str(local))
+        if not exists and not pflags & asyncssh.FXF_CREAT:
+            raise FileNotFoundError(errno.ENOENT, "No such file", str(local))
+        if exists and not pflags & asyncssh.FXF_TRUNC:
+            # Resuming or appending to a file that is already whole: write in place.
+            append = os.O_APPEND if pflags & asyncssh.FXF_APPEND else 0
+            return _OpenFile(os.open(local, access | append), local)
+        if not local.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "No such folder", str(local.parent))
+        staging = self._storage.new_staging_path(local)
+        mode = (attrs.permissions or 0o644) & 0o777
+        try:
+            fd = os.open(staging, access | os.O_CREAT | os.O_EXCL, mode)
+        except OSError:
+            self._storage.discard_staging(staging)
+            raise
+        return _OpenFile(fd, local, staging)
+
+    async def close(self, file_obj: object) -> None:
+        """Close a file; a clean close moves an upload into place, an abort deletes it."""
+        assert isinstance(file_obj, _OpenFile)
+        self._files.discard(file_obj)
+        # asyncssh closes the files a vanished client left open before calling exit(); the
+        # channel is already closing then, and that is what tells an abort from a clean close.
+        aborted = self._chan.is_closing()
+        await self._run(self._finish, file_obj, aborted)
+
+    def _finish(self, opened: _OpenFile, aborted: bool) -> None:
+        os.close(opened.fd)
+        if opened.staging is None:
+            return
+        if aborted or opened.failed is not None:
+            self._storage.discard_staging(opened.staging)
+            _LOGGER.warning(
+                "Discarded unfinished upload of %s by %s%s",
+                self._storage.client_path(opened.local), self._who,
+                f": {opened.failed.strerror}" if opened.failed else " (connection lost)",
+            )  # fmt: skip
+            if opened.failed is not None and not aborted:
+                raise asyncssh.SFTPFailure(
+                    f"Upload failed ({opened.failed.strerror}); nothing was saved as "
+                    f"{self._storage.client_path(opened.local)}"
+                )
+            return
+        if os.path.isdir(opened.local):
+            self._storage.discard_staging(opened.staging)
+            raise IsADirectoryError(errno.EISDIR, "A folder has that name", str(opened.local))
+        self._storage.commit_staging(opened.staging, opened.local)
+
+    async def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        """Read from a file."""
+        assert isinstance(file_obj, _OpenFile)
+        return await self._run(os.pread, file_obj.fd, size, offset)
+
+    async def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        """Write to a file; a failed write marks an upload so its close cannot publish it."""
+        assert isinstance(file_obj, _OpenFile)
+        return await self._run(self._write, file_obj, offset, data)
+
+    @staticmethod
+    def _write(opened: _OpenFile, offset: int, data: bytes) -> int:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(opened.fd, view, offset)
+                view = view[written:]
+                offset += written
+        except OSError as err:
+            opened.failed = err
+            raise
+        return len(data)
+
+    async def fsync(self, file_obj: object) -> None:
+        """Flush a file to the drive."""
+        assert isinstance(file_obj, _OpenFile)
+        await self._run(os.fsync, file_obj.fd)
+
+    async def stat(self, path: bytes) -> os.stat_result:
+        """Return attributes, following symlinks (inside the root only)."""
+        return await self._run(lambda: os.stat(self._local(path)))
+
+    async def lstat(self, path: bytes) -> os.stat_result:
+        """Return attributes of a path itself."""
+        return await self._run(lambda: os.lstat(self._local(path, follow_last=False)))
+
+    async def fstat(self, file_obj: object) -> os.stat_result:
+        """Return attributes of an open file."""
+        assert isinstance(file_obj, _OpenFile)
+        return await self._run(os.fstat, file_obj.fd)
+
+    async def setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
+        """Change size, permissions or times of a path."""
+        self._require_write("setstat")
+        await self._run(lambda: self._apply_attrs(self._local(path), attrs))
+
+    async def lsetstat(self, path: bytes, attrs: SFTPAttrs) -> None:
+        """Change attributes without following a final symlink (same as setstat here)."""
+        await self.setstat(path, attrs)
+
+    async def fsetstat(self, file_obj: object, attrs: SFTPAttrs) -> None:
+        """Change attributes of an open file."""
+        assert isinstance(file_obj, _OpenFile)
+        if file_obj.staging is None:
+            self._require_write("setstat")
+        await self._run(self._apply_attrs, file_obj.fd, attrs)
+
+    @staticmethod
+    def _apply_attrs(target: Path | int, attrs: SFTPAttrs) -> None:
+        if attrs.size is not None:
+            os.truncate(target, attrs.size)
+        if attrs.permissions is not None:
+            try:
+                os.chmod(target, attrs.permissions & 0o7777)
+            except PermissionError:
+                # exFAT, NTFS and FAT keep no Unix modes; clients send them anyway (put -p).
+                _LOGGER.debug("Ignored a mode change the drive's filesystem cannot store")
+        if attrs.atime is not None and attrs.mtime is not None:
+            os.utime(target, (attrs.atime, attrs.mtime))
+
+    async def scandir(self, path: bytes) -> AsyncIterator[SFTPName]:
+        """List a folder (hidden temporary upload names are left out)."""
+        entries = await self._run(self._list, path)
+        for name, attrs in entries:
+            yield SFTPName(name, attrs=attrs)
+
+    def _list(self, path: bytes) -> list[tuple[bytes, SFTPAttrs]]:
+        local = self._local(path)
+        entries = [
+            (b".", SFTPAttrs.from_local(os.stat(local))),
+            (b"..", SFTPAttrs.from_local(os.stat(local.parent))),
+        ]
+        with os.scandir(local) as scan:
+            for entry in scan:
+                if is_staging_name(entry.name):
+                    continue
+                attrs = SFTPAttrs.from_local(entry.stat(follow_symlinks=False))
+                entries.append((os.fsencode(entry.name), attrs))
+        return entries
+
+    async def remove(self, path: bytes) -> None:
+        """Delete a file (or a symlink itself)."""
+        self._require_write("remove")
+        await self._run(lambda: os.remove(self._local(path, follow_last=False)))
+
+    async def mkdir(self, path: bytes, attrs: SFTPAttrs) -> None:
+        """Create a folder."""
+        self._require_write("mkdir")
+        await self._run(lambda: os.mkdir(self._local(path), (attrs.permissions or 0o755) & 0o777))
+
+    async def rmdir(self, path: bytes) -> None:
+        """Delete an empty folder."""
+        self._require_write("rmdir")
+        await self._run(lambda: os.rmdir(self._local(path, follow_last=False)))
+
+    async def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        """Rename without replacing (SFTP v3 semantics)."""
+        self._require_write("rename")
+        await self._run(self._rename, oldpath, newpath, False)
+
+    async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        """Rename, replacing the target atomically (posix-rename@openssh.com)."""
+        self._require_write("rename")
+        await self._run(self._rename, oldpath, newpath, True)
+
+    def _rename(self, oldpath: bytes, newpath: bytes, replace: bool) -> None:
+        source = self._local(oldpath, follow_last=False)
+        target = self._local(newpath, follow_last=False)
+        if not replace and os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "File already exists", str(target))
+        os.replace(source, target)
+
+    async def readlink(self, path: bytes) -> bytes:
+        """Return a symlink's target when it stays inside the root."""
+        local = await self._run(self._local, path)
+        return self.reverse_map_path(os.fsencode(local))
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        """Refuse: links could point out of the drive, and FAT and exFAT have none."""
+        raise asyncssh.SFTPOpUnsupported("Links are not supported on the backup drive")
+
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        """Refuse hard links too."""
+        raise asyncssh.SFTPOpUnsupported("Links are not supported on the backup drive")
+
+    async def statvfs(self, path: bytes) -> os.statvfs_result:
+        """Return the drive's size and free space (`df` in sftp)."""
+        return await self._run(lambda: os.statvfs(self._local(path)))
+
+    async def fstatvfs(self, file_obj: object) -> os.statvfs_result:
+        """Return the drive's size and free space for an open file."""
+        assert isinstance(file_obj, _OpenFile)
+        return await self._run(os.fstatvfs, file_obj.fd)
+
+    async def exit(self) -> None:
+        """End the session with exit status 0 so OpenSSH's scp reports success."""
+        for leftover in list(self._files):
+            await self.close(leftover)
+        if not self._chan.is_closing():
+            self._chan.exit(0)
+
+
+async def start_sftp_server(
+    context: SFTPContext, host_key: asyncssh.SSHKey, bind: str, port: int
+) -> asyncssh.SSHAcceptor:
+    """Listen for SFTP clients."""
+
+    def make_sftp_server(chan: asyncssh.SSHServerChannel[bytes]) -> BackupDriveSFTPServer:
+        return BackupDriveSFTPServer(chan, context)
+
+    return await asyncssh.create_server(
+        lambda: BackupDriveSSHServer(context),
+        bind,
+        port,
+        server_host_keys=[host_key],
+        sftp_factory=make_sftp_server,
+        allow_scp=False,
+        agent_forwarding=False,
+        allow_pty=False,
+        x11_forwarding=False,
+        login_timeout=LOGIN_TIMEOUT_SECONDS,
+        keepalive_interval=KEEPALIVE_INTERVAL_SECONDS,
+        keepalive_count_max=KEEPALIVE_COUNT_MAX,
+        window=CHANNEL_WINDOW_BYTES,
+        encryption_algs=ENCRYPTION_ALGS,
+    )

@@ -1,0 +1,138 @@
+"""The storage root both servers share: the path jail, staged uploads and free space."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+from pathlib import Path
+
+from backup_drive_server.settings import BACKUPS_FOLDER
+
+_LOGGER = logging.getLogger(__name__)
+
+_STAGING_NAME = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
+
+
+class OutsideStorageRootError(PermissionError):
+    """A path that would leave the storage root (`..`, or a symlink pointing out)."""
+
+
+class StorageUnavailableError(OSError):
+    """The drive behind the storage root is gone (unplugged or never mounted)."""
+
+
+def is_staging_name(name: str) -> bool:
+    """Return whether `name` is the temporary name of an upload in progress."""
+    return _STAGING_NAME.match(name) is not None
+
+
+class StorageRoot:
+    """Map client paths into one folder and stage uploads next to their final name."""
+
+    def __init__(self, root: Path, *, require_mount: bool = False) -> None:
+        """Serve `root`; with `require_mount`, refuse I/O unless a filesystem is mounted there."""
+        self.path = Path(os.path.realpath(root))
+        self.require_mount = require_mount
+        self._staging_lock = threading.Lock()
+        self._staging: set[Path] = set()
+
+    def prepare(self) -> None:
+        """Create the root and the backups folder, and remove uploads a crash left behind."""
+        if self.require_mount:
+            self.check_available()
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / BACKUPS_FOLDER).mkdir(exist_ok=True)
+        for folder, _dirs, files in os.walk(self.path):
+            for name in files:
+                if is_staging_name(name):
+                    leftover = Path(folder, name)
+                    leftover.unlink(missing_ok=True)
+                    _LOGGER.warning("Removed an unfinished upload left by a crash: %s", leftover)
+
+    def check_available(self) -> None:
+        """Raise StorageUnavailableError when the drive is not mounted at the root."""
+        if self.require_mount and not os.path.ismount(self.path):
+            raise StorageUnavailableError(
+                f"The backup drive is not mounted at {self.path} (unplugged?). Reconnect it and "
+                "restart the add-on."
+            )
+
+    def resolve(self, client_path: str, *, follow_last: bool = True, who: str = "") -> Path:
+        """Return the local path for `client_path` ('/' is the root), or refuse to leave it.
+
+        With `follow_last` false the last component may be a symlink (to remove or rename the
+        link itself); every folder on the way is still resolved and checked.
+        """
+        self.check_available()
+        parts: list[str] = []
+        for part in client_path.replace("\\", "/").split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not parts:
+                    self._refuse(client_path, who)
+                parts.pop()
+                continue
+            parts.append(part)
+        candidate = self.path.joinpath(*parts)
+        if follow_last or not parts:
+            real = os.path.realpath(candidate)
+        else:
+            real = os.path.join(os.path.realpath(candidate.parent), candidate.name)
+        if real != str(self.path) and not real.startswith(f"{self.path}{os.sep}"):
+            self._refuse(client_path, who)
+        return Path(real)
+
+    def client_path(self, local: Path) -> str:
+        """Return the path a client sees for `local` ('/' is the root)."""
+        relative = Path(local).relative_to(self.path)
+        return "/" + relative.as_posix() if relative.parts else "/"
+
+    def _refuse(self, client_path: str, who: str) -> None:
+        _LOGGER.warning("Refused %r for %s: the path leads outside the storage root", client_path,
+                        who or "a client")  # fmt: skip
+        raise OutsideStorageRootError(
+            f"Permission denied: {client_path!r} leads outside the storage root"
+        )
+
+    def new_staging_path(self, final: Path) -> Path:
+        """Reserve a hidden temporary name next to `final` for an upload."""
+        staging = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
+        with self._staging_lock:
+            self._staging.add(staging)
+        return staging
+
+    def commit_staging(self, staging: Path, final: Path) -> None:
+        """Move a complete upload into place, replacing an older file of the same name."""
+        try:
+            staging.replace(final)
+        finally:
+            with self._staging_lock:
+                self._staging.discard(staging)
+
+    def discard_staging(self, staging: Path) -> None:
+        """Delete an unfinished upload."""
+        try:
+            staging.unlink(missing_ok=True)
+        except OSError as err:
+            _LOGGER.warning("Could not remove unfinished upload %s: %s", staging, err)
+        finally:
+            with self._staging_lock:
+                self._staging.discard(staging)
+
+    def discard_all_staging(self) -> int:
+        """Delete every unfinished upload (at shutdown); return how many there were."""
+        with self._staging_lock:
+            leftovers = list(self._staging)
+        for staging in leftovers:
+            self.discard_staging(staging)
+        return len(leftovers)
+
+    def disk_usage(self) -> shutil._ntuple_diskusage:
+        """Return total, used and free bytes of the filesystem holding the root."""
+        self.check_available()
+        return shutil.disk_usage(self.path)
