@@ -1,0 +1,280 @@
+"""Fixtures for the server suite: a real backup-drive-server with accounts, and clients for it."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+from tests.peers import require_tool
+
+# How long a test waits for the server to finish something in the background (cleanup after an
+# aborted upload, a log line). Generous on purpose: tests never fail on timing.
+SETTLE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user account given to the server through options.json, with its own SSH key pair."""
+
+    username: str
+    password: str = field(repr=False)
+    read_only: bool
+    private_key: Path
+    public_key: str
+
+    def option(self) -> dict[str, Any]:
+        """Return this account as an entry of the options.json `users` list."""
+        return {
+            "username": self.username,
+            "password": self.password,
+            "read_only": self.read_only,
+            "authorized_keys": [self.public_key],
+        }
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The accounts every test target has: alice can write, bob can only read."""
+
+    alice: Account
+    bob: Account
+
+
+def make_key_pair(directory: Path, name: str) -> tuple[Path, str]:
+    """Generate an ed25519 key pair with ssh-keygen; return the private key path and public line."""
+    ssh_keygen = require_tool("ssh-keygen", "openssh-client")
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / name
+    subprocess.run(
+        [ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Accounts:
+    """Create alice (read-write) and bob (read-only), each with a password and an SSH key."""
+    keys = tmp_path / "keys"
+    alice_key, alice_public = make_key_pair(keys, "alice")
+    bob_key, bob_public = make_key_pair(keys, "bob")
+    return Accounts(
+        alice=Account("alice", "alice-pw 1!", False, alice_key, alice_public),
+        bob=Account("bob", "bob-pw-2", True, bob_key, bob_public),
+    )
+
+
+@pytest.fixture
+def start_target(tmp_path: Path, accounts: Accounts) -> Iterator[Callable[..., BackupTarget]]:
+    """Start servers on tmp_path's storage and data dir; stop them all afterwards, expecting exit 0.
+
+    Every call starts a new process on new ports with the same storage and data dir, which is how
+    a test restarts the server.
+    """
+    started: list[BackupTarget] = []
+
+    def start(**overrides: Any) -> BackupTarget:
+        settings: dict[str, Any] = {
+            "storage": tmp_path / "storage",
+            "data_dir": tmp_path / "data",
+            "options": {"users": [accounts.alice.option(), accounts.bob.option()]},
+        }
+        settings.update(overrides)
+        target = BackupTarget(**settings)
+        started.append(target)
+        return target.start()
+
+    yield start
+    for target in started:
+        code = target.stop()
+        assert code == 0, f"server exited with {code}:\n{target.log}"
+
+
+@pytest.fixture
+def target(start_target: Callable[..., BackupTarget]) -> BackupTarget:
+    """Return a running server with alice and bob configured."""
+    return start_target()
+
+
+def known_hosts(target: BackupTarget) -> asyncssh.SSHKnownHosts:
+    """Trust exactly the target's host key, as an OpenSSH client with a known_hosts file would."""
+    return asyncssh.import_known_hosts(target.known_hosts_line() + "\n")
+
+
+def write_known_hosts(target: BackupTarget, directory: Path) -> Path:
+    """Write a known_hosts file for OpenSSH clients that holds only the target's host key."""
+    path = directory / f"known_hosts-{target.sftp_port}"
+    path.write_text(target.known_hosts_line() + "\n")
+    return path
+
+
+def openssh_options(target: BackupTarget, account: Account, directory: Path) -> list[str]:
+    """Return the `-o` options that make ssh/sftp/scp strict, non-interactive and key-only."""
+    return [
+        "-F", "/dev/null",
+        "-o", f"UserKnownHostsFile={write_known_hosts(target, directory)}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes",
+        "-o", "ConnectTimeout=30",
+        "-i", str(account.private_key),
+    ]  # fmt: skip
+
+
+async def connect(
+    target: BackupTarget,
+    username: str,
+    *,
+    password: str | None = None,
+    key: Path | None = None,
+    local_addr: tuple[str, int] | None = None,
+) -> asyncssh.SSHClientConnection:
+    """Open an SSH connection with exactly one way to authenticate (password or key)."""
+    return await asyncssh.connect(
+        "127.0.0.1",
+        target.sftp_port,
+        username=username,
+        password=password,
+        client_keys=[str(key)] if key else None,
+        preferred_auth="publickey" if key else "password",
+        known_hosts=known_hosts(target),
+        agent_path=None,
+        config=None,
+        local_addr=local_addr,
+        connect_timeout=60,
+    )
+
+
+@asynccontextmanager
+async def sftp_client(
+    target: BackupTarget,
+    username: str = HOMEASSISTANT_USER,
+    *,
+    password: str | None = None,
+    key: Path | None = None,
+    local_addr: tuple[str, int] | None = None,
+) -> AsyncIterator[asyncssh.SFTPClient]:
+    """Connect over SFTP; without a password or key, log in as homeassistant with its password."""
+    if password is None and key is None and username == HOMEASSISTANT_USER:
+        password = target.password
+    async with (
+        await connect(target, username, password=password, key=key, local_addr=local_addr) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        yield sftp
+
+
+@dataclass(frozen=True)
+class DavResponse:
+    """One WebDAV answer: status, headers and the whole body."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """Return the body decoded as UTF-8."""
+        return self.body.decode("utf-8", errors="replace")
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    """Return a Basic Authorization header (UTF-8 credentials)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def dav(
+    target: BackupTarget,
+    method: str,
+    path: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    source_address: tuple[str, int] | None = None,
+) -> DavResponse:
+    """Send one raw HTTP request (the path is sent exactly as given, no normalisation)."""
+    all_headers = dict(headers or {})
+    if auth is not None:
+        all_headers.update(basic_auth(*auth))
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", target.webdav_port, timeout=60, source_address=source_address
+    )
+    try:
+        connection.request(method, path, body=body, headers=all_headers)
+        response = connection.getresponse()
+        return DavResponse(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def destination(target: BackupTarget, path: str) -> dict[str, str]:
+    """Return the Destination header that COPY and MOVE need."""
+    return {"Destination": f"http://127.0.0.1:{target.webdav_port}{path}"}
+
+
+def partial_files(root: Path) -> list[Path]:
+    """List every temporary upload file (`.<name>.partial-<random>`) anywhere under root."""
+    return sorted(path for path in root.rglob(".*.partial-*"))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> bool:
+    """Poll condition until it holds or timeout passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
+        time.sleep(0.1)
+    return True
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | str]:
+    """Map every path under root to its content (files) or to a marker (folders, links)."""
+    snapshot: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        key = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            snapshot[key] = f"link -> {path.readlink()}"
+        elif path.is_dir():
+            snapshot[key] = "folder"
+        else:
+            snapshot[key] = path.read_bytes()
+    return snapshot
+
+
+PROPFIND_QUOTA = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<D:propfind xmlns:D="DAV:"><D:prop>'
+    b"<D:quota-available-bytes/><D:quota-used-bytes/>"
+    b"</D:prop></D:propfind>"
+)
+PROPPATCH_SET = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:backup-drive:test">'
+    b"<D:set><D:prop><Z:note>kept across restarts</Z:note></D:prop></D:set>"
+    b"</D:propertyupdate>"
+)
+PROPFIND_NOTE = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<D:propfind xmlns:D="DAV:" xmlns:Z="urn:backup-drive:test">'
+    b"<D:prop><Z:note/></D:prop></D:propfind>"
+)
+LOCK_EXCLUSIVE = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+    b"<D:locktype><D:write/></D:locktype><D:owner>test</D:owner></D:lockinfo>"
+)

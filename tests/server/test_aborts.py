@@ -1,0 +1,122 @@
+"""Uploads land atomically: a temporary name while writing, nothing left behind when aborted."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from tests.backup_target import BackupTarget
+from tests.server.conftest import Accounts, connect, partial_files, wait_until
+
+CHUNK = os.urandom(1024 * 1024)
+
+
+def temp_files_for(folder: Path, name: str) -> list[Path]:
+    """List the temporary upload files for `name` in folder."""
+    return [path for path in partial_files(folder) if path.name.startswith(f".{name}.partial-")]
+
+
+@pytest.mark.parametrize("existing", [None, b"the previous backup"], ids=["new", "overwrite"])
+async def test_aborted_sftp_upload_leaves_nothing(
+    target: BackupTarget, accounts: Accounts, existing: bytes | None
+) -> None:
+    backups = target.storage / "backups"
+    final = backups / "upload.tar"
+    if existing is not None:
+        final.write_bytes(existing)
+    alice = accounts.alice
+    conn = await connect(target, alice.username, key=alice.private_key)
+    try:
+        sftp = await conn.start_sftp_client()
+        handle = await sftp.open("/backups/upload.tar", "wb")
+        for _ in range(3):
+            await handle.write(CHUNK)
+        assert wait_until(lambda: bool(temp_files_for(backups, "upload.tar")))
+        # Still writing: the name holds the old content (or nothing), never a partial file.
+        assert (final.read_bytes() if final.exists() else None) == existing
+    finally:
+        # Drop the connection without closing the file, as a crash or a pulled cable would.
+        conn.abort()
+    assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
+    assert (final.read_bytes() if final.exists() else None) == existing
+    assert sorted(p.name for p in backups.iterdir()) == (["upload.tar"] if existing else [])
+
+
+async def test_sftp_upload_appears_only_when_closed(
+    target: BackupTarget, accounts: Accounts
+) -> None:
+    backups = target.storage / "backups"
+    alice = accounts.alice
+    async with (
+        await connect(target, alice.username, key=alice.private_key) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        async with sftp.open("/backups/complete.tar", "wb") as handle:
+            for _ in range(2):
+                await handle.write(CHUNK)
+            assert temp_files_for(backups, "complete.tar")
+            assert not (backups / "complete.tar").exists()
+        assert (backups / "complete.tar").read_bytes() == CHUNK * 2
+        assert partial_files(target.storage) == []
+        names = set(await sftp.listdir("/backups")) - {".", ".."}
+        assert names == {"complete.tar"}
+
+
+def start_raw_put(
+    target: BackupTarget, accounts: Accounts, path: str, length: int
+) -> socket.socket:
+    """Send a PUT's headers and the first MiB of a `length`-byte body; return the open socket."""
+    alice = accounts.alice
+    token = base64.b64encode(f"{alice.username}:{alice.password}".encode()).decode()
+    sock = socket.create_connection(("127.0.0.1", target.webdav_port), timeout=30)
+    head = (
+        f"PUT {path} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{target.webdav_port}\r\n"
+        f"Authorization: Basic {token}\r\n"
+        "Content-Type: application/x-tar\r\n"
+        f"Content-Length: {length}\r\n"
+        "\r\n"
+    )
+    sock.sendall(head.encode() + CHUNK)
+    return sock
+
+
+@pytest.mark.parametrize("existing", [None, b"the previous backup"], ids=["new", "overwrite"])
+def test_aborted_webdav_put_leaves_nothing(
+    target: BackupTarget, accounts: Accounts, existing: bytes | None
+) -> None:
+    backups = target.storage / "backups"
+    final = backups / "upload.tar"
+    if existing is not None:
+        final.write_bytes(existing)
+    sock = start_raw_put(target, accounts, "/backups/upload.tar", 50 * len(CHUNK))
+    try:
+        assert wait_until(lambda: bool(temp_files_for(backups, "upload.tar"))), list(
+            backups.iterdir()
+        )
+        assert (final.read_bytes() if final.exists() else None) == existing
+    finally:
+        sock.close()
+    assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
+    assert (final.read_bytes() if final.exists() else None) == existing
+    assert sorted(p.name for p in backups.iterdir()) == (["upload.tar"] if existing else [])
+
+
+def test_aborted_webdav_put_with_reset_leaves_nothing(
+    target: BackupTarget, accounts: Accounts
+) -> None:
+    backups = target.storage / "backups"
+    sock = start_raw_put(target, accounts, "/backups/reset.tar", 50 * len(CHUNK))
+    try:
+        assert wait_until(lambda: bool(temp_files_for(backups, "reset.tar")))
+    finally:
+        # SO_LINGER 0 turns close() into a TCP reset instead of an orderly end of stream.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
+    assert not (backups / "reset.tar").exists()

@@ -1,0 +1,151 @@
+"""Start, restart and stop the server: key and password files, startup log, SIGTERM mid-upload."""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+from tests.peers import require_tool
+from tests.server.conftest import Accounts, openssh_options, partial_files, wait_until
+
+# What the contract calls "a few seconds"; the add-on's s6 grace period is longer than this.
+STOP_GRACE_SECONDS = 10.0
+
+
+def file_mode(path: Path) -> int:
+    """Return the permission bits of path."""
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_host_key_is_private_and_stable_across_restarts(
+    start_target: Callable[..., BackupTarget],
+) -> None:
+    first = start_target()
+    key_file = first.data_dir / "ssh_host_ed25519_key"
+    assert file_mode(key_file) == 0o600
+    private_key = key_file.read_bytes()
+    public_key = first.host_key
+    assert public_key.startswith("ssh-ed25519 ")
+    assert first.stop() == 0
+
+    second = start_target()
+    assert key_file.read_bytes() == private_key
+    assert second.host_key == public_key
+    assert file_mode(key_file) == 0o600
+
+
+def test_password_file_is_private_stable_and_never_logged(
+    start_target: Callable[..., BackupTarget], accounts: Accounts
+) -> None:
+    first = start_target()
+    password_file = first.data_dir / "homeassistant.password"
+    assert file_mode(password_file) == 0o600
+    password = first.password
+    assert len(password) >= 16
+    assert first.stop() == 0
+
+    second = start_target()
+    assert second.password == password
+    assert file_mode(password_file) == 0o600
+    for log in (first.log, second.log):
+        assert password not in log
+        assert accounts.alice.password not in log
+        assert accounts.bob.password not in log
+        assert str(password_file) in log
+
+
+def test_startup_log_names_addresses_fingerprint_and_readiness(target: BackupTarget) -> None:
+    ssh_keygen = require_tool("ssh-keygen", "openssh-client")
+    listing = subprocess.run(
+        [ssh_keygen, "-lf", str(target.data_dir / "ssh_host_ed25519_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    fingerprint = re.search(r"SHA256:[A-Za-z0-9+/]+", listing)
+    assert fingerprint is not None, listing
+    assert wait_until(lambda: "Backup Drive is ready" in target.log), target.log
+    log = target.log
+    assert fingerprint.group(0) in log
+    assert str(target.sftp_port) in log
+    assert str(target.webdav_port) in log
+    assert HOMEASSISTANT_USER in log
+    assert log.index(fingerprint.group(0)) < log.index("Backup Drive is ready")
+
+
+def test_storage_gets_a_backups_folder(target: BackupTarget) -> None:
+    assert (target.storage / "backups").is_dir()
+
+
+def test_data_dir_inside_storage_is_refused(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    server = BackupTarget(storage=storage, data_dir=storage / ".data")
+    with pytest.raises(RuntimeError, match="exited with"):
+        server.start(timeout=30)
+    assert server.process is not None
+    assert server.process.returncode != 0
+    assert "storage" in server.log.lower()
+    assert "Traceback" not in server.log
+
+
+def test_sigterm_during_uploads_exits_cleanly(
+    target: BackupTarget, accounts: Accounts, tmp_path: Path
+) -> None:
+    sftp = require_tool("sftp", "openssh-client")
+    curl = require_tool("curl", "curl")
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        out.truncate(64 * 1024 * 1024)
+    batch = tmp_path / "put.batch"
+    batch.write_text(f'put "{big}" /backups/sftp-upload.bin\n')
+    alice = accounts.alice
+    # Both clients are throttled so that the uploads are still running when SIGTERM arrives.
+    clients = [
+        subprocess.Popen(
+            [
+                sftp, *openssh_options(target, alice, tmp_path), "-l", "4000",
+                "-P", str(target.sftp_port), "-b", str(batch), f"{alice.username}@127.0.0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                curl, "-sS", "--limit-rate", "500k", "-T", str(big),
+                "-u", f"{alice.username}:{alice.password}",
+                f"http://127.0.0.1:{target.webdav_port}/backups/webdav-upload.bin",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]  # fmt: skip
+    try:
+        backups = target.storage / "backups"
+        assert wait_until(
+            lambda: (
+                any(".sftp-upload.bin.partial-" in p.name for p in partial_files(backups))
+                and any(".webdav-upload.bin.partial-" in p.name for p in partial_files(backups))
+            )
+        ), f"both uploads should be writing temporary files: {list(backups.iterdir())}"
+
+        started = time.monotonic()
+        code = target.stop(timeout=STOP_GRACE_SECONDS + 5)
+        elapsed = time.monotonic() - started
+        assert code == 0, target.log
+        assert elapsed < STOP_GRACE_SECONDS, f"took {elapsed:.1f} s to stop"
+        assert partial_files(target.storage) == []
+        assert not (backups / "sftp-upload.bin").exists()
+        assert not (backups / "webdav-upload.bin").exists()
+    finally:
+        for client in clients:
+            if client.poll() is None:
+                client.kill()
+            client.wait()
