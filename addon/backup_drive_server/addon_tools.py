@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from backup_drive_server import discovery, drive_mount, integration_installer
 
@@ -31,7 +32,7 @@ WEBDAV_PORT = 8080
 class _BashioFormatter(logging.Formatter):
     """Write lines like bashio does, so the add-on's log reads as one voice."""
 
-    LEVELS = {"CRITICAL": "FATAL"}
+    LEVELS: ClassVar[dict[str, str]] = {"CRITICAL": "FATAL"}
 
     def format(self, record: logging.LogRecord) -> str:
         """Format as `[HH:MM:SS] LEVEL: message`."""
@@ -120,7 +121,9 @@ def _webdav_scheme(options_file: Path) -> str:
     return "https" if isinstance(options, dict) and options.get("webdav_tls") else "http"
 
 
-def check_health(sftp_port: int, webdav_port: int, scheme: str, host: str = "127.0.0.1") -> list[str]:
+def check_health(
+    sftp_port: int, webdav_port: int, scheme: str, host: str = "127.0.0.1"
+) -> list[str]:
     """Probe both servers; return what is wrong (nothing when healthy)."""
     problems = []
     try:

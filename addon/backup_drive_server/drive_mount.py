@@ -66,7 +66,7 @@ class Partition:
 
     path: Path
     name: str
-    fstype: str | None
+    fstype: str
     label: str | None
     uuid: str | None
     size: int
@@ -138,7 +138,7 @@ def probe(device: Path) -> Partition:
     return Partition(
         path=device,
         name=device.name,
-        fstype=values.get("TYPE"),
+        fstype=values.get("TYPE", ""),
         label=values.get("LABEL"),
         uuid=values.get("UUID"),
         size=_device_size(device.name),
@@ -283,9 +283,9 @@ def check_not_in_use(part: Partition, mount_point: Path) -> bool:
     disk = _parent_disk(part.name)
     family = {disk, *_partitions_of(disk)}
     devnos = {}
-    for name in family:
+    for member in family:
         try:
-            devnos[(SYS_BLOCK / name / "dev").read_text().strip()] = name
+            devnos[(SYS_BLOCK / member / "dev").read_text().strip()] = member
         except OSError:
             continue
     paths = {str(Path("/dev") / name): name for name in family}
@@ -343,7 +343,6 @@ def _mount_options(fstype: str) -> str:
 
 def _try_mount(part: Partition, mount_point: Path) -> str:
     """Mount `part` with the first driver that works; return the driver used."""
-    assert part.fstype is not None
     errors = []
     for driver in KERNEL_DRIVERS[part.fstype]:
         result = _run(
@@ -397,7 +396,7 @@ def _mount_failure_hint(fstype: str) -> str:
 
 def _which(program: str) -> bool:
     """Tell whether `program` can be run (also from the sbin folders)."""
-    for folder in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin"]:
+    for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/sbin"]:
         if folder and os.access(Path(folder, program), os.X_OK):
             return True
     return False
@@ -423,7 +422,6 @@ def mount_drive(spec: str, mount_point: Path) -> MountedStorage:
     device = resolve_device(spec)
     part = choose_partition(device)
     already = check_not_in_use(part, mount_point)
-    assert part.fstype is not None
     _LOGGER.info(
         "Drive: %s, %s, %s",
         part.describe(),

@@ -144,12 +144,18 @@ def notify_restart(client: SupervisorClient, result: InstallResult) -> None:
     )
     client.post(
         NOTIFICATION_PATH,
-        {"notification_id": NOTIFICATION_ID, "title": "Restart to finish Backup Drive", "message": message},
+        {
+            "notification_id": NOTIFICATION_ID,
+            "title": "Restart to finish Backup Drive",
+            "message": message,
+        },
     )
     _LOGGER.info("Asked for a Home Assistant restart through a notification")
 
 
-def install_and_notify(source: Path, config_dir: Path, client: SupervisorClient | None) -> InstallResult:
+def install_and_notify(
+    source: Path, config_dir: Path, client: SupervisorClient | None
+) -> InstallResult:
     """Install, then notify; a failed notification is only a warning."""
     result = install_integration(source, config_dir)
     if result.needs_restart:
