@@ -1,0 +1,302 @@
+"""Config flow for Backup Drive: Supervisor discovery, any SFTP server, reauth, reconfigure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.helpers.selector import (
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+
+from . import settings_from_data
+from .client import (
+    AccessDenied,
+    BackupDriveClient,
+    BackupDriveError,
+    CannotConnect,
+    FolderMissing,
+    HostKeyMismatch,
+    InvalidAuth,
+    InvalidPrivateKey,
+    check_private_key,
+    fetch_host_key,
+    fingerprint,
+    normalize_path,
+)
+from .const import (
+    CONF_ADDON_SLUG,
+    CONF_HOST_KEY,
+    CONF_PATH,
+    CONF_PRIVATE_KEY,
+    DEFAULT_PATH,
+    DEFAULT_PORT,
+    DISCOVERY_KEYS,
+    DOMAIN,
+    LOGGER,
+)
+
+PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+KEY_SELECTOR = TextSelector(TextSelectorConfig(multiline=True))
+PORT_VALIDATOR = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
+
+USER_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_HOST): str,
+        vol.Required(CONF_PORT, default=DEFAULT_PORT): PORT_VALIDATOR,
+        vol.Required(CONF_USERNAME): str,
+        vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
+        vol.Optional(CONF_PRIVATE_KEY): KEY_SELECTOR,
+        vol.Required(CONF_PATH, default=DEFAULT_PATH): str,
+    }
+)
+REAUTH_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_PASSWORD): PASSWORD_SELECTOR,
+        vol.Optional(CONF_PRIVATE_KEY): KEY_SELECTOR,
+    }
+)
+RECONFIGURE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_HOST): str,
+        vol.Required(CONF_PORT): PORT_VALIDATOR,
+        vol.Required(CONF_PATH): str,
+    }
+)
+
+
+# Most specific first: the first matching class names the error shown in the form.
+CHECK_ERRORS: tuple[tuple[type[BackupDriveError], str], ...] = (
+    (InvalidAuth, "invalid_auth"),
+    (HostKeyMismatch, "host_key_changed"),
+    (FolderMissing, "folder_missing"),
+    (AccessDenied, "permission_denied"),
+    (InvalidPrivateKey, "invalid_private_key"),
+    (CannotConnect, "cannot_connect"),
+)
+
+
+async def async_check_drive(data: Mapping[str, Any]) -> str | None:
+    """Connect with the pinned host key and check the folder; return an error key or None."""
+    client = BackupDriveClient(settings_from_data(dict(data)))
+    try:
+        await client.check_folder()
+    except BackupDriveError as err:
+        for error_class, key in CHECK_ERRORS:
+            if isinstance(err, error_class):
+                return key
+        LOGGER.warning("Checking %s failed: %s", data[CONF_HOST], err)
+        return "unknown"
+    except Exception:
+        LOGGER.exception("Unexpected error while checking %s", data[CONF_HOST])
+        return "unknown"
+    finally:
+        await client.close()
+    return None
+
+
+def credentials_error(data: Mapping[str, Any]) -> str | None:
+    """Return an error key unless a password or a readable private key is given."""
+    if not data.get(CONF_PASSWORD) and not data.get(CONF_PRIVATE_KEY):
+        return "missing_credentials"
+    if data.get(CONF_PRIVATE_KEY):
+        try:
+            check_private_key(data[CONF_PRIVATE_KEY])
+        except InvalidPrivateKey:
+            return "invalid_private_key"
+    return None
+
+
+class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up a Backup Drive."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with nothing known."""
+        self._data: dict[str, Any] = {}
+        self._addon_name = "Backup Drive"
+
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """Take the add-on's discovery message."""
+        config = discovery_info.config
+        if any(key not in config for key in DISCOVERY_KEYS):
+            LOGGER.error("Discovery message from %s lacks keys: %s", discovery_info.slug, config)
+            return self.async_abort(reason="invalid_discovery_info")
+        data = {
+            CONF_HOST: str(config["host"]),
+            CONF_PORT: int(config["port"]),
+            CONF_USERNAME: str(config["username"]),
+            CONF_PASSWORD: str(config["password"]),
+            CONF_HOST_KEY: str(config["host_key"]),
+            CONF_PATH: normalize_path(str(config["path"])),
+            CONF_ADDON_SLUG: discovery_info.slug,
+        }
+        await self.async_set_unique_id(discovery_info.uuid)
+        # The add-on re-sends its message after a new password or host key: apply it, reload.
+        self._abort_if_unique_id_configured(updates=data)
+        self._data = data
+        self._addon_name = discovery_info.name
+        self.context["title_placeholders"] = {"name": discovery_info.name}
+        self.context["configuration_url"] = (
+            f"homeassistant://hassio/addon/{discovery_info.slug}/info"
+        )
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask the user to confirm the discovered add-on."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if (error := await async_check_drive(self._data)) is None:
+                return self.async_create_entry(title=self._addon_name, data=self._data)
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="hassio_confirm",
+            description_placeholders={"addon": self._addon_name},
+            errors=errors,
+        )
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask where the SFTP server is and how to log in."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**user_input, CONF_HOST: user_input[CONF_HOST].strip()}
+            if not str(data[CONF_PATH]).strip().startswith("/"):
+                errors[CONF_PATH] = "path_not_absolute"
+            elif error := credentials_error(data):
+                errors["base"] = error
+            else:
+                data[CONF_PATH] = normalize_path(data[CONF_PATH])
+                await self.async_set_unique_id(
+                    f"{data[CONF_HOST]}:{data[CONF_PORT]}{data[CONF_PATH]}".lower()
+                )
+                self._abort_if_unique_id_configured()
+                try:
+                    data[CONF_HOST_KEY] = await fetch_host_key(data[CONF_HOST], data[CONF_PORT])
+                except CannotConnect:
+                    errors["base"] = "cannot_connect"
+                else:
+                    self._data = data
+                    return await self.async_step_host_key()
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input),
+            errors=errors,
+        )
+
+    async def async_step_host_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the server's host key fingerprint; accepting it pins the key."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="host_key",
+                description_placeholders=self._host_key_placeholders(),
+            )
+        if (error := await async_check_drive(self._data)) is not None:
+            return self.async_show_form(
+                step_id="user",
+                data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, self._data),
+                errors={"base": error},
+            )
+        return self.async_create_entry(title=self._data[CONF_HOST], data=self._data)
+
+    def _host_key_placeholders(self) -> dict[str, str]:
+        """Return the placeholders that describe the server and its key."""
+        return {
+            "host": f"{self._data[CONF_HOST]}:{self._data[CONF_PORT]}",
+            "fingerprint": fingerprint(self._data[CONF_HOST_KEY]),
+            "key_type": self._data[CONF_HOST_KEY].split()[0],
+        }
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Start when the drive refuses the stored credentials."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new password or key."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            updates = {
+                CONF_PASSWORD: user_input.get(CONF_PASSWORD, ""),
+                CONF_PRIVATE_KEY: user_input.get(CONF_PRIVATE_KEY, ""),
+            }
+            data = {**entry.data, **updates}
+            if not (error := credentials_error(data)):
+                error = await async_check_drive(data)
+            if error is None:
+                return self.async_update_reload_and_abort(entry, data_updates=updates)
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=REAUTH_SCHEMA,
+            description_placeholders={
+                "title": entry.title,
+                "username": entry.data[CONF_USERNAME],
+                "host": entry.data[CONF_HOST],
+            },
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the host, port or folder of an entry."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**entry.data, **user_input, CONF_HOST: user_input[CONF_HOST].strip()}
+            if not str(data[CONF_PATH]).strip().startswith("/"):
+                errors[CONF_PATH] = "path_not_absolute"
+            else:
+                data[CONF_PATH] = normalize_path(data[CONF_PATH])
+                try:
+                    offered = await fetch_host_key(data[CONF_HOST], data[CONF_PORT])
+                except CannotConnect:
+                    errors["base"] = "cannot_connect"
+                else:
+                    self._data = {**data, CONF_HOST_KEY: offered}
+                    if offered != entry.data[CONF_HOST_KEY]:
+                        return await self.async_step_reconfigure_host_key()
+                    return await self._async_finish_reconfigure()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                RECONFIGURE_SCHEMA, user_input or dict(entry.data)
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure_host_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the new server's host key for the user to accept."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="reconfigure_host_key",
+                description_placeholders=self._host_key_placeholders(),
+            )
+        return await self._async_finish_reconfigure()
+
+    async def _async_finish_reconfigure(self) -> ConfigFlowResult:
+        """Check the new settings and apply them."""
+        if (error := await async_check_drive(self._data)) is not None:
+            return self.async_show_form(
+                step_id="reconfigure",
+                data_schema=self.add_suggested_values_to_schema(RECONFIGURE_SCHEMA, self._data),
+                errors={"base": error},
+            )
+        return self.async_update_reload_and_abort(
+            self._get_reconfigure_entry(), data_updates=self._data
+        )
