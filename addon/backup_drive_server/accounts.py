@@ -15,7 +15,7 @@ from backup_drive_server.settings import HOMEASSISTANT_USER, ExtraUser, Settings
 
 _LOGGER = logging.getLogger(__name__)
 
-PASSWORD_FILE = "homeassistant.password"
+PASSWORD_FILE = "homeassistant.password"  # noqa: S105 - a file name, not a password
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +54,7 @@ def load_homeassistant_password(data_dir: Path) -> str:
 
 
 def canonical_username(name: str) -> str:
-    """Drop a Windows domain prefix: Explorer may send `WORKGROUP\\alice` for `alice`."""
+    r"""Drop a Windows domain prefix: Explorer may send `WORKGROUP\alice` for `alice`."""
     return name.rpartition("\\")[2]
 
 

@@ -38,13 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, default=Path(".data"),
                         help="host key, generated password and WebDAV state; never inside "
                         "the storage folder (default: ./.data)")  # fmt: skip
-    parser.add_argument("--options", type=Path,
-                        help="the add-on's options.json (extra users, WebDAV TLS, log level)")
+    parser.add_argument(
+        "--options",
+        type=Path,
+        help="the add-on's options.json (extra users, WebDAV TLS, log level)",
+    )
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--sftp-port", type=int, default=2222)
     parser.add_argument("--webdav-port", type=int, default=8080)
-    parser.add_argument("--ssl-dir", type=Path, default=Path("/ssl"),
-                        help="where the options' certfile and keyfile live (default: /ssl)")
+    parser.add_argument(
+        "--ssl-dir",
+        type=Path,
+        default=Path("/ssl"),
+        help="where the options' certfile and keyfile live (default: /ssl)",
+    )
     parser.add_argument("--webdav-certfile", type=Path, help="serve WebDAV over TLS")
     parser.add_argument("--webdav-keyfile", type=Path)
     parser.add_argument("--require-mount", action="store_true",
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
     except SettingsError as err:
-        print(f"backup-drive-server: {err}", file=sys.stderr)  # noqa: T201
+        print(f"backup-drive-server: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=_LOG_LEVELS.get(settings.log_level, logging.INFO),

@@ -93,9 +93,7 @@ def users_from_options(options: dict[str, Any]) -> tuple[ExtraUser, ...]:
         if isinstance(keys, str):
             keys = [line for line in keys.splitlines() if line.strip()]
         if not entry.get("password") and not keys:
-            raise SettingsError(
-                f"user {entry['username']!r} needs a password or authorized_keys"
-            )
+            raise SettingsError(f"user {entry['username']!r} needs a password or authorized_keys")
         users.append(
             ExtraUser(
                 username=str(entry["username"]),

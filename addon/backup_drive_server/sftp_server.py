@@ -73,6 +73,13 @@ class _OpenFile:
         return self.fd
 
 
+def _opened(file_obj: object) -> _OpenFile:
+    """Return the handle asyncssh passes back, which is always one of ours."""
+    if not isinstance(file_obj, _OpenFile):
+        raise asyncssh.SFTPInvalidHandle("Invalid file handle")
+    return file_obj
+
+
 def _client_error(err: Exception) -> Exception:
     """Turn our errors into SFTP statuses with messages a person understands."""
     if isinstance(err, OutsideStorageRootError):
@@ -190,7 +197,9 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     def _require_write(self, what: str) -> None:
         if self._read_only:
-            raise asyncssh.SFTPPermissionDenied(f"Permission denied: this account is read-only ({what})")
+            raise asyncssh.SFTPPermissionDenied(
+                f"Permission denied: this account is read-only ({what})"
+            )
 
     def map_path(self, path: bytes) -> bytes:
         """Map a client path into the storage root, refusing any way out."""
@@ -250,12 +259,12 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def close(self, file_obj: object) -> None:
         """Close a file; a clean close moves an upload into place, an abort deletes it."""
-        assert isinstance(file_obj, _OpenFile)
-        self._files.discard(file_obj)
+        opened = _opened(file_obj)
+        self._files.discard(opened)
         # asyncssh closes the files a vanished client left open before calling exit(); the
         # channel is already closing then, and that is what tells an abort from a clean close.
         aborted = self._chan.is_closing()
-        await self._run(self._finish, file_obj, aborted)
+        await self._run(self._finish, opened, aborted)
 
     def _finish(self, opened: _OpenFile, aborted: bool) -> None:
         os.close(opened.fd)
@@ -281,13 +290,11 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def read(self, file_obj: object, offset: int, size: int) -> bytes:
         """Read from a file."""
-        assert isinstance(file_obj, _OpenFile)
-        return await self._run(os.pread, file_obj.fd, size, offset)
+        return await self._run(os.pread, _opened(file_obj).fd, size, offset)
 
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         """Write to a file; a failed write marks an upload so its close cannot publish it."""
-        assert isinstance(file_obj, _OpenFile)
-        return await self._run(self._write, file_obj, offset, data)
+        return await self._run(self._write, _opened(file_obj), offset, data)
 
     @staticmethod
     def _write(opened: _OpenFile, offset: int, data: bytes) -> int:
@@ -304,8 +311,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def fsync(self, file_obj: object) -> None:
         """Flush a file to the drive."""
-        assert isinstance(file_obj, _OpenFile)
-        await self._run(os.fsync, file_obj.fd)
+        await self._run(os.fsync, _opened(file_obj).fd)
 
     async def stat(self, path: bytes) -> os.stat_result:
         """Return attributes, following symlinks (inside the root only)."""
@@ -317,8 +323,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def fstat(self, file_obj: object) -> os.stat_result:
         """Return attributes of an open file."""
-        assert isinstance(file_obj, _OpenFile)
-        return await self._run(os.fstat, file_obj.fd)
+        return await self._run(os.fstat, _opened(file_obj).fd)
 
     async def setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Change size, permissions or times of a path."""
@@ -331,10 +336,10 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def fsetstat(self, file_obj: object, attrs: SFTPAttrs) -> None:
         """Change attributes of an open file."""
-        assert isinstance(file_obj, _OpenFile)
-        if file_obj.staging is None:
+        opened = _opened(file_obj)
+        if opened.staging is None:
             self._require_write("setstat")
-        await self._run(self._apply_attrs, file_obj.fd, attrs)
+        await self._run(self._apply_attrs, opened.fd, attrs)
 
     @staticmethod
     def _apply_attrs(target: Path | int, attrs: SFTPAttrs) -> None:
@@ -420,8 +425,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def fstatvfs(self, file_obj: object) -> os.statvfs_result:
         """Return the drive's size and free space for an open file."""
-        assert isinstance(file_obj, _OpenFile)
-        return await self._run(os.fstatvfs, file_obj.fd)
+        return await self._run(os.fstatvfs, _opened(file_obj).fd)
 
     async def exit(self) -> None:
         """End the session with exit status 0 so OpenSSH's scp reports success."""

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -30,9 +30,7 @@ from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 from wsgidav.http_authenticator import HTTPAuthenticator
-from wsgidav.lock_man.lock_storage import LockStorageShelve
 from wsgidav.mw.base_mw import BaseMiddleware
-from wsgidav.prop_man.property_manager import ShelvePropertyManager
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -45,6 +43,7 @@ from backup_drive_server.storage_root import (
     StorageUnavailableError,
     is_staging_name,
 )
+from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -115,9 +114,9 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
         self.file_stat = os.stat(file_path) if exists else os.stat_result((0,) * 10)
         self._upload: _StagedUpload | None = None
 
-    def get_content(self) -> io.BufferedReader:
+    def get_content(self) -> BinaryIO:
         """Open for reading with the large block size GET streams in."""
-        return open(self._file_path, "rb", BLOCK_SIZE)  # noqa: SIM115
+        return open(self._file_path, "rb", BLOCK_SIZE)  # wsgidav closes it after the response
 
     def begin_write(self, *, content_type: str | None = None) -> _StagedUpload:
         """Start an upload under a temporary name next to the final one."""
@@ -227,6 +226,7 @@ class BackupDriveDomainController(BaseDomainController):  # type: ignore[misc]
         self._accounts: AccountBook = config["backup_drive"]["accounts"]
 
     def __str__(self) -> str:
+        """Name the controller in wsgidav's start-up log."""
         return f"{self.__class__.__name__}()"
 
     def get_domain_realm(self, path_info: str, environ: Environ) -> str:
@@ -238,7 +238,7 @@ class BackupDriveDomainController(BaseDomainController):  # type: ignore[misc]
         return True
 
     def basic_auth_user(self, realm: str, user_name: str, password: str, environ: Environ) -> bool:
-        """Check a Basic login (`DOMAIN\\user` accepted as `user`)."""
+        r"""Check a Basic login (`DOMAIN\user` accepted as `user`)."""
         account = self._accounts.get(user_name)
         return account is not None and account.password_matches(password)
 
@@ -362,9 +362,9 @@ def webdav_config(
             "trusted_auth_header": None,
         },
         # Locks make Finder and Explorer mount read-write (class 2); kept across restarts.
-        "lock_storage": LockStorageShelve(str(state_dir / "locks.shelve")),
+        "lock_storage": LockStore(str(state_dir / "locks")),
         # Home Assistant's own webdav integration stores dead properties with PROPPATCH.
-        "property_manager": ShelvePropertyManager(str(state_dir / "properties.shelve")),
+        "property_manager": PropertyStore(str(state_dir / "properties")),
         # Explorer writes Win32 timestamps with PROPPATCH; map them onto the file's mtime.
         "hotfixes": {"emulate_win32_lastmod": True},
         # 8 KiB blocks cap GET at about a third of what 1 MiB blocks reach.
@@ -423,4 +423,3 @@ class WebDAVServer:
         self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
-
