@@ -15,7 +15,7 @@ from wsgidav.prop_man.property_manager import ShelvePropertyManager
 
 
 def _open_shelf(path: str) -> shelve.Shelf[object]:
-    database = cast(MutableMapping[bytes, bytes], dbm.dumb.open(path, "c"))
+    database = cast(MutableMapping[bytes, bytes], dbm.dumb.open(path, "c"))  # noqa: SIM115 - the shelf owns it
     return shelve.Shelf(database, writeback=False)
 
 
