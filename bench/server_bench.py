@@ -864,6 +864,7 @@ def check_free_space(work: Path, size: int) -> None:
 
 def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Turn SIGTERM into SystemExit so that every cleanup runs."""
+    print("terminated; cleaning up", file=sys.stderr)
     raise SystemExit(128 + signum)
 
 
