@@ -8,8 +8,14 @@ from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_USERNAME,
+    EVENT_HOMEASSISTANT_STOP,
+)
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 
@@ -108,6 +114,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) 
             listener()
 
     entry.async_on_unload(entry.async_on_state_change(notify_backup_listeners))
+
+    async def close_on_stop(event: Event) -> None:
+        await client.close()
+
+    # Home Assistant does not unload entries when it stops; the SSH session must still end.
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, close_on_stop))
     return True
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import SOURCE_IGNORE, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.helpers.selector import (
     TextSelector,
@@ -139,8 +139,20 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
             CONF_ADDON_SLUG: discovery_info.slug,
         }
         await self.async_set_unique_id(discovery_info.uuid)
-        # The add-on re-sends its message after a new password or host key: apply it, reload.
-        self._abort_if_unique_id_configured(updates=data)
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, discovery_info.uuid
+        )
+        if entry is not None and entry.source != SOURCE_IGNORE:
+            # The add-on re-sends its message after a new password or host key: apply it and
+            # reload, also when the old password had left the entry failed (which
+            # _abort_if_unique_id_configured would not reload).
+            return self.async_update_reload_and_abort(
+                entry,
+                data={**entry.data, **data},
+                reason="already_configured",
+                reload_even_if_entry_is_unchanged=False,
+            )
+        self._abort_if_unique_id_configured()
         self._data = data
         self._addon_name = discovery_info.name
         self.context["title_placeholders"] = {"name": discovery_info.name}

@@ -1,0 +1,80 @@
+"""Test data for the integration suite: accounts, discovery payloads, entry data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+
+from custom_components.backup_drive.const import CONF_ADDON_SLUG, CONF_HOST_KEY, CONF_PATH
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+
+ADDON_SLUG = "a0d7b954_backup_drive"
+DISCOVERY_UUID = "8b5e3c1c7b0e4a8c9d2f4e6a1b3c5d7e"
+
+
+@dataclass(frozen=True)
+class KeyAccount:
+    """An account that logs in with a key (and can also use its password)."""
+
+    username: str
+    password: str = field(repr=False)
+    private_key: str = field(repr=False)
+    public_key: str
+    read_only: bool = False
+
+    def option(self) -> dict[str, Any]:
+        """Return the options.json `users` entry for this account."""
+        return {
+            "username": self.username,
+            "password": self.password,
+            "read_only": self.read_only,
+            "authorized_keys": [self.public_key],
+        }
+
+
+def make_account(username: str, *, read_only: bool = False) -> KeyAccount:
+    """Generate an account with a fresh ed25519 key pair."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    return KeyAccount(
+        username=username,
+        password=f"{username}-secret-password",
+        private_key=key.export_private_key("openssh").decode(),
+        public_key=key.export_public_key("openssh").decode().strip(),
+        read_only=read_only,
+    )
+
+
+def discovery_config(target: BackupTarget, **changes: Any) -> dict[str, Any]:
+    """Return the add-on's discovery payload for a running target."""
+    return {
+        "host": "127.0.0.1",
+        "port": target.sftp_port,
+        "username": HOMEASSISTANT_USER,
+        "password": target.password,
+        "host_key": target.host_key,
+        "path": "/backups",
+        **changes,
+    }
+
+
+def entry_data(target: BackupTarget, **changes: Any) -> dict[str, Any]:
+    """Return config entry data as the discovery flow stores it."""
+    return {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: target.sftp_port,
+        CONF_USERNAME: HOMEASSISTANT_USER,
+        CONF_PASSWORD: target.password,
+        CONF_HOST_KEY: target.host_key,
+        CONF_PATH: "/backups",
+        CONF_ADDON_SLUG: ADDON_SLUG,
+        **changes,
+    }
+
+
+def other_host_key() -> str:
+    """Return a valid ed25519 public key that no server of ours has."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    return " ".join(key.export_public_key("openssh").decode().split()[:2])
