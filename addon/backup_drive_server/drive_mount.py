@@ -402,6 +402,31 @@ def _which(program: str) -> bool:
     return False
 
 
+def _mount_flags(mount_point: Path) -> set[str]:
+    """Return the per-mount flags (nosuid, noexec, ...) of what is mounted at `mount_point`."""
+    target = str(mount_point)
+    flags: set[str] = set()
+    for line in MOUNTINFO.read_text().splitlines():
+        fields = line.split()
+        if _unescape(fields[4]) == target:
+            flags = set(fields[5].split(","))
+    return flags
+
+
+def _enforce_safe_options(mount_point: Path) -> None:
+    """Make sure nothing on the storage can run or act as a device, whatever the driver did."""
+    # FUSE drivers (exfat-fuse) drop some options; a bind remount sets the per-mount flags.
+    options = ",".join(SAFE_OPTIONS)
+    _run(["mount", "-o", f"remount,bind,{options}", str(mount_point)])
+    missing = {"nosuid", "nodev", "noexec"} - _mount_flags(mount_point)
+    if missing:
+        _run(["umount", str(mount_point)])
+        raise StorageError(
+            f"The storage at {mount_point} could not be mounted with {', '.join(sorted(missing))}.",
+            "Check that the add-on is allowed to mount (its AppArmor profile), then restart it.",
+        )
+
+
 def _prepare_mount_point(mount_point: Path) -> None:
     """Create the mount point as an empty folder nobody may write into."""
     mount_point.mkdir(parents=True, exist_ok=True)
@@ -438,6 +463,7 @@ def mount_drive(spec: str, mount_point: Path) -> MountedStorage:
                 "Restart the add-on.",
             )
         driver = _try_mount(part, mount_point)
+        _enforce_safe_options(mount_point)
     storage = _finish(mount_point, source=part.describe(), fstype=part.fstype, driver=driver)
     if part.fstype == "vfat":
         _LOGGER.warning(
@@ -473,18 +499,14 @@ def use_folder(
         ) from err
     _prepare_mount_point(mount_point)
     if mounted_source(mount_point) is None:
-        options = ",".join(SAFE_OPTIONS)
-        for args in (
-            ["mount", "--bind", str(folder), str(mount_point)],
-            ["mount", "-o", f"remount,bind,{options}", str(mount_point)],
-        ):
-            result = _run(args)
-            if result.returncode != 0:
-                raise StorageError(
-                    f"Cannot use the folder {folder}: {(result.stderr or result.stdout).strip()}",
-                    "Check that the add-on is allowed to mount (its AppArmor profile and "
-                    "SYS_ADMIN privilege), then restart it.",
-                )
+        result = _run(["mount", "--bind", str(folder), str(mount_point)])
+        if result.returncode != 0:
+            raise StorageError(
+                f"Cannot use the folder {folder}: {(result.stderr or result.stdout).strip()}",
+                "Check that the add-on is allowed to mount (its AppArmor profile and "
+                "SYS_ADMIN privilege), then restart it.",
+            )
+        _enforce_safe_options(mount_point)
     entry = mounted_source(mount_point)
     fstype = entry.fstype if entry else "unknown"
     return _finish(mount_point, source=str(folder), fstype=fstype, driver="bind")
@@ -504,16 +526,19 @@ def _finish(mount_point: Path, *, source: str, fstype: str, driver: str) -> Moun
         mount_point=mount_point,
         source=source,
         fstype=fstype,
-        total=usage.f_frsize * usage.f_blocks,
-        free=usage.f_frsize * usage.f_bavail,
+        # fusefat reports no fragment size; the block size is the unit then.
+        total=(usage.f_frsize or usage.f_bsize) * usage.f_blocks,
+        free=(usage.f_frsize or usage.f_bsize) * usage.f_bavail,
         driver=driver,
     )
+    name = FILESYSTEM_NAMES.get(fstype, fstype)
+    if driver not in {fstype, "already mounted"}:
+        name = f"{name} via {driver}"
     _LOGGER.info(
-        "Storage ready at %s: %s (%s via %s), %s, %s free",
+        "Storage ready at %s: %s (%s), %s, %s free",
         mount_point,
         source,
-        FILESYSTEM_NAMES.get(fstype, fstype),
-        driver,
+        name,
         human_size(storage.total),
         human_size(storage.free),
     )
@@ -535,5 +560,5 @@ def release(mount_point: Path) -> bool:
                 f"Cannot unmount {mount_point}: {(result.stderr or result.stdout).strip()}",
                 "Stop the add-on before unplugging the drive.",
             )
-    _LOGGER.info("Unmounted the storage at %s; the drive can be unplugged", mount_point)
+    _LOGGER.info("Released the storage at %s (a drive can be unplugged now)", mount_point)
     return True
