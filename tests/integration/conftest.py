@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from homeassistant.components.backup.const import DOMAIN as BACKUP_DOMAIN
+from homeassistant.config_entries import SOURCE_HASSIO
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.backup import async_initialize_backup
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
 
 INTEGRATION_ROOT = Path(__file__).resolve().parents[2] / "integration"
 # Home Assistant imports a package named custom_components from its own testing folder at the
 # first hass fixture; importing ours first binds the name to our folder.
 sys.path.insert(0, str(INTEGRATION_ROOT))
 import custom_components.backup_drive  # noqa: E402
+from custom_components.backup_drive.const import DOMAIN  # noqa: E402
 from tests.backup_target import BackupTarget  # noqa: E402
-from tests.integration.entries import KeyAccount, make_account  # noqa: E402
+from tests.integration.entries import (  # noqa: E402
+    DISCOVERY_UUID,
+    KeyAccount,
+    entry_data,
+    make_account,
+    stop_target,
+)
 
 assert custom_components.backup_drive.__file__
 assert custom_components.backup_drive.__file__.startswith(str(INTEGRATION_ROOT))
@@ -32,14 +47,33 @@ def accounts() -> dict[str, KeyAccount]:
 
 
 @pytest.fixture
-def backup_target(
-    tmp_path: Path, socket_enabled: None, accounts: dict[str, KeyAccount]
-) -> Iterator[BackupTarget]:
+async def backup_target(
+    hass: HomeAssistant, tmp_path: Path, socket_enabled: None, accounts: dict[str, KeyAccount]
+) -> AsyncIterator[BackupTarget]:
     """A running backup-drive-server with its own storage, accounts and ports."""
     target = BackupTarget(
         storage=tmp_path / "storage",
         data_dir=tmp_path / "data",
         options={"users": [account.option() for account in accounts.values()]},
-    ).start()
+    )
+    await hass.async_add_executor_job(target.start)
     yield target
-    target.stop()
+    await stop_target(hass, target)
+
+
+@pytest.fixture
+async def backup_entry(backup_target: BackupTarget, hass: HomeAssistant) -> MockConfigEntry:
+    """Home Assistant's backup integration with a loaded Backup Drive entry for the target."""
+    async_initialize_backup(hass)
+    assert await async_setup_component(hass, BACKUP_DOMAIN, {BACKUP_DOMAIN: {}})
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        source=SOURCE_HASSIO,
+        title="Backup Drive",
+        unique_id=DISCOVERY_UUID,
+        data=entry_data(backup_target),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry

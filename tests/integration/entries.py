@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant
 
-from custom_components.backup_drive.const import CONF_ADDON_SLUG, CONF_HOST_KEY, CONF_PATH
+from custom_components.backup_drive.const import CONF_ADDON_SLUG, CONF_HOST_KEY, CONF_PATH, DOMAIN
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
 
 ADDON_SLUG = "a0d7b954_backup_drive"
@@ -78,3 +80,11 @@ def other_host_key() -> str:
     """Return a valid ed25519 public key that no server of ours has."""
     key = asyncssh.generate_private_key("ssh-ed25519")
     return " ".join(key.export_public_key("openssh").decode().split()[:2])
+
+
+async def stop_target(hass: HomeAssistant, target: BackupTarget) -> None:
+    """Unload our entries (ending their SSH sessions), then stop the server."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_add_executor_job(target.stop)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import (
+    SOURCE_HASSIO,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+)
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
 
 from custom_components.backup_drive.client import fingerprint
 from custom_components.backup_drive.const import CONF_HOST_KEY, CONF_PATH, CONF_PRIVATE_KEY, DOMAIN
@@ -23,7 +31,20 @@ from tests.integration.entries import (
     discovery_config,
     entry_data,
     other_host_key,
+    stop_target,
 )
+
+
+def state_of(entry: ConfigEntry) -> ConfigEntryState:
+    """Return an entry's state (a call, so that type narrowing does not stick across awaits)."""
+    return entry.state
+
+
+def placeholders(result: Mapping[str, Any]) -> Mapping[str, str]:
+    """Return the description placeholders of a form."""
+    found = result["description_placeholders"]
+    assert found is not None
+    return dict(found)
 
 
 def discovery(config: dict[str, Any]) -> HassioServiceInfo:
@@ -45,7 +66,7 @@ def user_input(target: BackupTarget, **changes: Any) -> dict[str, Any]:
     }
 
 
-async def test_discovery_creates_entry(hass: HomeAssistant, backup_target: BackupTarget) -> None:
+async def test_discovery_creates_entry(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """The add-on's discovery, confirmed once, creates a loaded entry holding its payload."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(discovery_config(backup_target))
@@ -64,11 +85,11 @@ async def test_discovery_creates_entry(hass: HomeAssistant, backup_target: Backu
     assert entry.data[CONF_HOST_KEY] == backup_target.host_key
     assert entry.data[CONF_PASSWORD] == backup_target.password
     assert entry.data[CONF_PATH] == "/backups"
-    assert entry.state is ConfigEntryState.LOADED
+    assert state_of(entry) is ConfigEntryState.LOADED
 
 
 async def test_discovery_update_reloads_entry(
-    hass: HomeAssistant, backup_target: BackupTarget
+    backup_target: BackupTarget, hass: HomeAssistant
 ) -> None:
     """A new password from the add-on updates the failed entry and reloads it, without asking."""
     entry = MockConfigEntry(
@@ -81,7 +102,7 @@ async def test_discovery_update_reloads_entry(
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert state_of(entry) is ConfigEntryState.SETUP_ERROR
 
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(discovery_config(backup_target))
@@ -91,15 +112,18 @@ async def test_discovery_update_reloads_entry(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert entry.data[CONF_PASSWORD] == backup_target.password
-    assert entry.state is ConfigEntryState.LOADED
+    assert state_of(entry) is ConfigEntryState.LOADED
 
 
 async def test_discovery_unchanged_keeps_entry(
-    hass: HomeAssistant, backup_target: BackupTarget
+    backup_target: BackupTarget, hass: HomeAssistant
 ) -> None:
     """The same discovery message again (Home Assistant restarts replay it) changes nothing."""
     entry = MockConfigEntry(
-        domain=DOMAIN, source=SOURCE_HASSIO, unique_id=DISCOVERY_UUID, data=entry_data(backup_target)
+        domain=DOMAIN,
+        source=SOURCE_HASSIO,
+        unique_id=DISCOVERY_UUID,
+        data=entry_data(backup_target),
     )
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
@@ -112,7 +136,7 @@ async def test_discovery_unchanged_keeps_entry(
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.ABORT
-    assert entry.state is ConfigEntryState.LOADED
+    assert state_of(entry) is ConfigEntryState.LOADED
     assert entry.runtime_data.client is client, "an unchanged message must not reload the entry"
 
 
@@ -127,7 +151,9 @@ async def test_discovery_incomplete_payload_aborts(hass: HomeAssistant) -> None:
     assert result["reason"] == "invalid_discovery_info"
 
 
-async def test_discovery_host_key_mismatch(hass: HomeAssistant, backup_target: BackupTarget) -> None:
+async def test_discovery_host_key_mismatch(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
     """A server presenting another key than the add-on announced is refused."""
     config = discovery_config(backup_target, host_key=other_host_key())
     result = await hass.config_entries.flow.async_init(
@@ -143,7 +169,8 @@ async def test_discovery_cannot_connect_then_recovers(
     hass: HomeAssistant, tmp_path: Path, socket_enabled: None
 ) -> None:
     """Confirming while the add-on is down shows cannot_connect; once it runs, the entry is made."""
-    target = BackupTarget(storage=tmp_path / "storage", data_dir=tmp_path / "data").start()
+    target = BackupTarget(storage=tmp_path / "storage", data_dir=tmp_path / "data")
+    await hass.async_add_executor_job(target.start)
     config = discovery_config(target)
     await hass.async_add_executor_job(target.stop)
     try:
@@ -158,7 +185,7 @@ async def test_discovery_cannot_connect_then_recovers(
         await hass.async_block_till_done()
         assert result["type"] is FlowResultType.CREATE_ENTRY
     finally:
-        await hass.async_add_executor_job(target.stop)
+        await stop_target(hass, target)
 
 
 async def user_flow_to_host_key(
@@ -166,20 +193,18 @@ async def user_flow_to_host_key(
 ) -> dict[str, Any]:
     """Submit the user step and return the result (host key form or error)."""
     if flow_id is None:
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": SOURCE_USER}
-        )
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         assert result["step_id"] == "user"
         flow_id = result["flow_id"]
     return dict(await hass.config_entries.flow.async_configure(flow_id, form))
 
 
-async def test_user_with_password(hass: HomeAssistant, backup_target: BackupTarget) -> None:
+async def test_user_with_password(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """The user step shows the server's fingerprint; accepting it pins that key."""
     result = await user_flow_to_host_key(hass, user_input(backup_target))
     assert result["step_id"] == "host_key"
-    assert result["description_placeholders"]["fingerprint"] == fingerprint(backup_target.host_key)
-    assert result["description_placeholders"]["key_type"] == "ssh-ed25519"
+    assert placeholders(result)["fingerprint"] == fingerprint(backup_target.host_key)
+    assert placeholders(result)["key_type"] == "ssh-ed25519"
 
     result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
     await hass.async_block_till_done()
@@ -190,7 +215,7 @@ async def test_user_with_password(hass: HomeAssistant, backup_target: BackupTarg
 
 
 async def test_user_with_private_key(
-    hass: HomeAssistant, backup_target: BackupTarget, accounts: dict[str, KeyAccount]
+    backup_target: BackupTarget, hass: HomeAssistant, accounts: dict[str, KeyAccount]
 ) -> None:
     """An account can log in with a pasted private key and no password."""
     writer = accounts["writer"]
@@ -212,13 +237,17 @@ async def test_user_with_private_key(
     [
         ({CONF_PATH: "backups"}, CONF_PATH, "path_not_absolute"),
         ({CONF_PASSWORD: ""}, "base", "missing_credentials"),
-        ({CONF_PRIVATE_KEY: "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"}, "base", "invalid_private_key"),
+        (
+            {CONF_PRIVATE_KEY: "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"},
+            "base",
+            "invalid_private_key",
+        ),
         ({CONF_PORT: 1}, "base", "cannot_connect"),
     ],
 )
 async def test_user_form_errors_recover(
-    hass: HomeAssistant,
     backup_target: BackupTarget,
+    hass: HomeAssistant,
     breakage: dict[str, Any],
     field: str,
     error: str,
@@ -242,9 +271,9 @@ async def test_user_form_errors_recover(
     ],
 )
 async def test_user_login_errors_recover(
-    hass: HomeAssistant, backup_target: BackupTarget, breakage: dict[str, Any], error: str
+    backup_target: BackupTarget, hass: HomeAssistant, breakage: dict[str, Any], error: str
 ) -> None:
-    """Errors found when logging in after the key was accepted go back to the form; then it works."""
+    """Errors found when logging in after the key was accepted return to the form, then recover."""
     result = await user_flow_to_host_key(hass, user_input(backup_target, **breakage))
     assert result["step_id"] == "host_key"
     result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
@@ -258,7 +287,7 @@ async def test_user_login_errors_recover(
 
 
 async def test_user_host_key_changes_before_accept(
-    hass: HomeAssistant, backup_target: BackupTarget, tmp_path: Path
+    backup_target: BackupTarget, hass: HomeAssistant, tmp_path: Path
 ) -> None:
     """If another server answers after the user saw the fingerprint, nothing is sent to it."""
     result = await user_flow_to_host_key(hass, user_input(backup_target))
@@ -280,15 +309,15 @@ async def test_user_host_key_changes_before_accept(
         result = await user_flow_to_host_key(
             hass, user_input(backup_target, password=impostor.password), result["flow_id"]
         )
-        assert result["description_placeholders"]["fingerprint"] == fingerprint(impostor.host_key)
+        assert placeholders(result)["fingerprint"] == fingerprint(impostor.host_key)
         result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["data"][CONF_HOST_KEY] == impostor.host_key
     finally:
-        await hass.async_add_executor_job(impostor.stop)
+        await stop_target(hass, impostor)
 
 
-async def test_user_already_configured(hass: HomeAssistant, backup_target: BackupTarget) -> None:
+async def test_user_already_configured(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """The same server and folder cannot be added twice."""
     result = await user_flow_to_host_key(hass, user_input(backup_target))
     await hass.config_entries.flow.async_configure(result["flow_id"], {})
@@ -297,7 +326,7 @@ async def test_user_already_configured(hass: HomeAssistant, backup_target: Backu
     assert result["reason"] == "already_configured"
 
 
-async def test_reauth(hass: HomeAssistant, backup_target: BackupTarget) -> None:
+async def test_reauth(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """A refused login starts reauth; a wrong password is refused again, the right one works."""
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -307,14 +336,12 @@ async def test_reauth(hass: HomeAssistant, backup_target: BackupTarget) -> None:
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert state_of(entry) is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
     flow_id = flows[0]["flow_id"]
 
-    result = await hass.config_entries.flow.async_configure(
-        flow_id, {CONF_PASSWORD: "still-wrong"}
-    )
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_PASSWORD: "still-wrong"})
     assert result["errors"] == {"base": "invalid_auth"}
 
     result = await hass.config_entries.flow.async_configure(
@@ -324,10 +351,10 @@ async def test_reauth(hass: HomeAssistant, backup_target: BackupTarget) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data[CONF_PASSWORD] == backup_target.password
-    assert entry.state is ConfigEntryState.LOADED
+    assert state_of(entry) is ConfigEntryState.LOADED
 
 
-async def test_reconfigure_folder(hass: HomeAssistant, backup_target: BackupTarget) -> None:
+async def test_reconfigure_folder(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """Reconfigure moves the entry to another folder on the same server."""
     (backup_target.storage / "backups" / "elsewhere").mkdir()
     entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(backup_target))
@@ -350,11 +377,11 @@ async def test_reconfigure_folder(hass: HomeAssistant, backup_target: BackupTarg
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_PATH] == "/backups/elsewhere"
-    assert entry.state is ConfigEntryState.LOADED
+    assert state_of(entry) is ConfigEntryState.LOADED
 
 
 async def test_reconfigure_new_server_asks_for_key(
-    hass: HomeAssistant, backup_target: BackupTarget, tmp_path: Path
+    backup_target: BackupTarget, hass: HomeAssistant, tmp_path: Path
 ) -> None:
     """Moving to a server with another host key shows its fingerprint before trusting it."""
     entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(backup_target))
@@ -374,14 +401,13 @@ async def test_reconfigure_new_server_asks_for_key(
             {CONF_HOST: "127.0.0.1", CONF_PORT: second.sftp_port, CONF_PATH: "/backups"},
         )
         assert result["step_id"] == "reconfigure_host_key"
-        assert result["description_placeholders"]["fingerprint"] == fingerprint(second.host_key)
+        assert placeholders(result)["fingerprint"] == fingerprint(second.host_key)
 
         result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
         await hass.async_block_till_done()
         assert result["reason"] == "reconfigure_successful"
         assert entry.data[CONF_HOST_KEY] == second.host_key
         assert entry.data[CONF_PORT] == second.sftp_port
-        assert entry.state is ConfigEntryState.LOADED
+        assert state_of(entry) is ConfigEntryState.LOADED
     finally:
-        await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_add_executor_job(second.stop)
+        await stop_target(hass, second)
