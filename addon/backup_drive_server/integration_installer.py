@@ -138,7 +138,8 @@ def notify_restart(client: SupervisorClient, result: InstallResult) -> None:
             f"{result.installed} to {result.bundled}."
         )
     message = (
-        f"{what}\n\nRestart Home Assistant (Settings > System > Restart) to load it. "
+        f"{what}\n\nRestart Home Assistant to load it: Settings > System, the power button at "
+        "the top right, Restart Home Assistant. "
         "Backup Drive then appears under Settings > Devices & services, ready to be "
         "confirmed, and becomes a backup location."
     )

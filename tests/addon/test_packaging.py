@@ -267,6 +267,16 @@ def test_apparmor_profile_allows_mounting(config: dict[str, Any]) -> None:
     assert text.count("{") == text.count("}")
 
 
+def test_apparmor_profile_compiles() -> None:
+    parser = require_tool("apparmor_parser", "apparmor")
+    # -Q: compile only, never load into the kernel; -K: no cache.
+    result = subprocess.run(
+        [parser, "-Q", "-K", str(REPO_ROOT / "apparmor.txt")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
 # --- rootfs (s6-overlay v3) ------------------------------------------------------------------
 
 
