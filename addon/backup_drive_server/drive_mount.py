@@ -203,7 +203,17 @@ def choose_partition(device: Path) -> Partition:
     if whole.fstype:
         _require_supported(whole)
         return whole
-    candidates = [probe(Path("/dev") / name) for name in _partitions_of(device.name)]
+    names = _partitions_of(device.name)
+    unreachable = [name for name in names if not (Path("/dev") / name).exists()]
+    if unreachable:
+        # Supervisor hands the add-on exactly the device chosen, not the partitions on it.
+        raise StorageError(
+            f"The add-on can only reach {device}, not the partitions on it "
+            f"({', '.join(unreachable)}).",
+            "Choose the partition itself in the configuration: the entry for this drive that "
+            "ends in -part1 (or -part2, ...).",
+        )
+    candidates = [probe(Path("/dev") / name) for name in names]
     supported = [part for part in candidates if part.fstype in KERNEL_DRIVERS]
     if not supported:
         found = ", ".join(f"{p.path} ({p.fstype or 'no filesystem'})" for p in candidates)

@@ -253,6 +253,22 @@ def test_whole_disk_with_one_filesystem(
     release_storage(run_tool, tmp_path / "mnt")
 
 
+def test_whole_disk_without_its_partition_nodes(
+    drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
+) -> None:
+    # In the add-on container only the chosen device exists under /dev, not its partitions.
+    require_filesystem("ext4")
+    drive = drives(96 * MiB, [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)])
+    mkfs("ext4", drive.partition(1), new_label())
+    drive.partition(1).unlink()
+    drive.partition(2).unlink()
+    result = mount_storage(run_tool, str(drive.device), tmp_path / "mnt")
+    assert result.returncode == 1
+    assert f"The add-on can only reach {drive.device}, not the partitions on it" in result.stderr
+    assert "ends in -part1" in result.stderr
+    assert mounted_at(tmp_path / "mnt") is None
+
+
 def test_refuses_a_disk_the_system_uses(
     drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.addon.conftest import ToolRunner
 from tests.backup_target import BackupTarget
+from tests.server.conftest import sftp_client
 
 
 def healthcheck(run_tool: ToolRunner, target: BackupTarget, options: Path) -> tuple[int, str]:
@@ -67,3 +68,14 @@ def test_tls_option_makes_it_speak_https(
     assert code == 1
     assert f"WebDAV on port {target.webdav_port}" in complaints
     assert "SFTP" not in complaints
+
+
+async def test_probes_never_count_as_failed_logins(
+    run_tool: ToolRunner, target: BackupTarget, tmp_path: Path
+) -> None:
+    # More probes than the failures that ban an address: Docker probes from 127.0.0.1 forever.
+    for _ in range(8):
+        assert healthcheck(run_tool, target, tmp_path / "none.json")[0] == 0
+    async with sftp_client(target) as sftp:
+        assert await sftp.isdir("/backups")
+    assert "banned" not in target.log
