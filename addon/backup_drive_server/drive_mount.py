@@ -45,6 +45,7 @@ FILESYSTEM_NAMES = {
     "ntfs": "NTFS",
     "vfat": "FAT32",
 }
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3"}
 # Home Assistant OS names its own partitions like this; a disk holding one is the system disk.
 SYSTEM_LABEL_PREFIX = "hassos-"
 FAT_FILE_LIMIT = 4 * 1024**3 - 1
@@ -519,7 +520,18 @@ def use_folder(
         _enforce_safe_options(mount_point)
     entry = mounted_source(mount_point)
     fstype = entry.fstype if entry else "unknown"
-    return _finish(mount_point, source=str(folder), fstype=fstype, driver="bind")
+    storage = _finish(mount_point, source=str(folder), fstype=fstype, driver="bind")
+    if fstype not in NETWORK_FILESYSTEMS:
+        # Home Assistant's own backups include /share and /media (network storage excepted):
+        # each backup would then carry all the earlier ones.
+        _LOGGER.warning(
+            "%s is on Home Assistant's own disk, and Home Assistant's backups include it: "
+            "in the backup settings leave out the %s folder, or each backup will contain the "
+            "earlier ones. A USB drive or network storage is the safer place.",
+            folder,
+            folder.relative_to(folder.anchor).parts[0],
+        )
+    return storage
 
 
 def _finish(mount_point: Path, *, source: str, fstype: str, driver: str) -> MountedStorage:

@@ -357,6 +357,7 @@ def test_folder_storage(run_tool: ToolRunner, tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert f"using the folder {share / 'backup_drive'}" in result.stderr
+        assert "Home Assistant's backups include it" in result.stderr
         assert {"nosuid", "nodev", "noexec"} <= set((mounted_at(mount_point) or "").split(","))
         target = BackupTarget(
             storage=mount_point, data_dir=tmp_path / "data", extra_args=["--require-mount"]
