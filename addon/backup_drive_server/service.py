@@ -20,7 +20,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # How long transfers in flight may take to finish after SIGTERM before they are cut off.
 # s6 and Docker allow 10 seconds before SIGKILL; this leaves time to clean up after.
-SHUTDOWN_GRACE_SECONDS = 5.0
+# (WebDAV uses the same figure, webdav_server.SHUTDOWN_GRACE_SECONDS.)
+SHUTDOWN_GRACE_SECONDS = 4.0
 IO_THREADS = 8
 
 
@@ -32,6 +33,11 @@ def _url_host(bind: str) -> str:
 
 async def serve(settings: ServerSettings) -> None:
     """Serve until SIGTERM or SIGINT."""
+    # Handlers first: a SIGTERM that arrives while starting must still mean a clean exit 0.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     settings.validate()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage = StorageRoot(settings.storage, require_mount=settings.require_mount)
@@ -76,19 +82,15 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("SSH host key fingerprint: %s", fingerprint(host_key))
     _LOGGER.info("Backup Drive is ready")
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
 
     _LOGGER.info("Stopping: no new connections; transfers in flight get %.0f seconds",
                  SHUTDOWN_GRACE_SECONDS)  # fmt: skip
     sftp.close()
-    await _wait_for_sftp_sessions(context)
+    # Both servers drain at the same time, so the whole stop stays within one grace period.
+    await asyncio.gather(asyncio.to_thread(webdav.stop), _wait_for_sftp_sessions(context))
     for conn in list(context.connections):
         conn.abort()
-    webdav.stop()
     # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
     await asyncio.sleep(0.2)
     io_pool.shutdown(wait=True)

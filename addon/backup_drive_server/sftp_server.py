@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import os
+import posixpath
 import stat
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,10 @@ class _OpenFile:
     def fileno(self) -> int:
         """Return the OS file descriptor (asyncssh's default handlers use it)."""
         return self.fd
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Reposition; asyncssh's ranges@asyncssh.com finds a sparse file's data this way."""
+        return os.lseek(self.fd, offset, whence)
 
 
 def _opened(file_obj: object) -> _OpenFile:
@@ -213,8 +218,9 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         return self._storage.client_path(Path(os.fsdecode(path))).encode("utf-8", "surrogateescape")
 
     async def realpath(self, path: bytes) -> bytes:
-        """Return the canonical client path (`.` is the root)."""
-        local = await self._run(self._local, path)
+        """Return the canonical client path; as in any chroot, the root's parent is the root."""
+        clamped = posixpath.normpath(posixpath.join(b"/", path))
+        local = await self._run(self._local, clamped)
         return self.reverse_map_path(os.fsencode(local))
 
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
@@ -319,7 +325,12 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def lstat(self, path: bytes) -> os.stat_result:
         """Return attributes of a path itself."""
-        return await self._run(lambda: os.lstat(self._local(path, follow_last=False)))
+
+        def lstat_inside() -> os.stat_result:
+            self._local(path)  # a symlink pointing out is refused, not described
+            return os.lstat(self._local(path, follow_last=False))
+
+        return await self._run(lstat_inside)
 
     async def fstat(self, file_obj: object) -> os.stat_result:
         """Return attributes of an open file."""

@@ -48,6 +48,7 @@ from backup_drive_server.webdav_state import LockStore, PropertyStore
 _LOGGER = logging.getLogger(__name__)
 
 REALM = "Backup Drive"
+SHUTDOWN_GRACE_SECONDS = 4
 BLOCK_SIZE = 1024 * 1024
 WRITE_METHODS = frozenset(
     {"PUT", "DELETE", "MKCOL", "MOVE", "COPY", "PROPPATCH", "LOCK", "UNLOCK", "POST"}
@@ -385,6 +386,32 @@ def webdav_config(
     }
 
 
+def refuse_escaping_paths(app: WsgiDAVApp) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    """Answer 403 to a request path that climbs above the root (`/../x`, `/%2e%2e/x`).
+
+    wsgidav answers those itself, but before its middleware runs, with a 400 whose body never
+    arrives: clients hang until they time out. Refusing here gives a clear answer and a log line.
+    """
+
+    def jailed_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            util.normalize_path(util.re_encode_wsgi(environ.get("PATH_INFO") or "/"))
+        except DAVError:
+            _LOGGER.warning(
+                "Refused %r for %s: the path leads outside the storage root",
+                environ.get("PATH_INFO"), _who(environ),
+            )  # fmt: skip
+            body = b"Permission denied: the path leads outside the storage root.\n"
+            start_response(
+                "403 Forbidden",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+    return jailed_app
+
+
 class WebDAVServer:
     """cheroot serving the wsgidav application in its own threads."""
 
@@ -400,12 +427,13 @@ class WebDAVServer:
         """Bind to `bind`:`port`, with TLS when a certificate and key are given."""
         self._server = wsgi.Server(
             (bind, port),
-            WsgiDAVApp(config),
+            refuse_escaping_paths(WsgiDAVApp(config)),
             numthreads=16,
             server_name="Backup Drive",
             # An idle client is dropped after this many seconds of silence.
             timeout=60,
-            shutdown_timeout=5,
+            # Uploads still running this long after SIGTERM are cut off (and discarded).
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         )
         if certfile is not None and keyfile is not None:
             self._server.ssl_adapter = BuiltinSSLAdapter(str(certfile), str(keyfile))
