@@ -190,6 +190,15 @@ def _partitions_of(disk: str) -> list[str]:
     )
 
 
+def _can_open(device: Path) -> bool:
+    """Tell whether this container may open `device` (it exists and the cgroup allows it)."""
+    try:
+        os.close(os.open(device, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError:
+        return False
+    return True
+
+
 def _parent_disk(name: str) -> str:
     """Return the whole disk a partition belongs to (the device itself for a whole disk)."""
     entry = SYS_BLOCK / name
@@ -205,9 +214,10 @@ def choose_partition(device: Path) -> Partition:
         _require_supported(whole)
         return whole
     names = _partitions_of(device.name)
-    unreachable = [name for name in names if not (Path("/dev") / name).exists()]
+    unreachable = [name for name in names if not _can_open(Path("/dev") / name)]
     if unreachable:
-        # Supervisor hands the add-on exactly the device chosen, not the partitions on it.
+        # Supervisor lets the add-on open exactly the device chosen (a cgroup rule for its
+        # major:minor), not the partitions on it.
         raise StorageError(
             f"The add-on can only reach {device}, not the partitions on it "
             f"({', '.join(unreachable)}).",

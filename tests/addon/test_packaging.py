@@ -95,6 +95,7 @@ def test_add_on_essentials(config: dict[str, Any]) -> None:
     assert config["discovery"] == ["backup_drive"]
     assert config["udev"] is True
     assert config["privileged"] == ["SYS_ADMIN"]
+    assert config["devices"] == ["/dev/fuse"]
     assert config["homeassistant_api"] is True
     assert "apparmor" not in config, "the profile in apparmor.txt is used when the key is absent"
     assert set(config["ports"]) == {"2222/tcp", "8080/tcp"}
