@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import subprocess
@@ -21,6 +22,7 @@ from tests.peers import require_tool
 # How long a test waits for the server to finish something in the background (cleanup after an
 # aborted upload, a log line). Generous on purpose: tests never fail on timing.
 SETTLE_SECONDS = 20.0
+READY_LINE = "Backup Drive is ready"
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,11 @@ def start_target(tmp_path: Path, accounts: Accounts) -> Iterator[Callable[..., B
         settings.update(overrides)
         target = BackupTarget(**settings)
         started.append(target)
-        return target.start()
+        target.start()
+        # The ports open a moment before the server has finished starting; tests that stop it
+        # soon after must not race its startup (test_lifecycle checks that race on its own).
+        assert wait_until(lambda: READY_LINE in target.log), target.log
+        return target
 
     yield start
     for target in started:
@@ -207,12 +213,16 @@ def dav(
     body: bytes = b"",
     source_address: tuple[str, int] | None = None,
 ) -> DavResponse:
-    """Send one raw HTTP request (the path is sent exactly as given, no normalisation)."""
+    """Send one raw HTTP request (the path is sent exactly as given, no normalisation).
+
+    A loopback request of a few MiB takes milliseconds; the timeout only catches answers that
+    never complete (a Content-Length with no body behind it).
+    """
     all_headers = dict(headers or {})
     if auth is not None:
         all_headers.update(basic_auth(*auth))
     connection = http.client.HTTPConnection(
-        "127.0.0.1", target.webdav_port, timeout=60, source_address=source_address
+        "127.0.0.1", target.webdav_port, timeout=15, source_address=source_address
     )
     try:
         connection.request(method, path, body=body, headers=all_headers)
@@ -239,6 +249,16 @@ def wait_until(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -
         if time.monotonic() > deadline:
             return condition()
         time.sleep(0.1)
+    return True
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> bool:
+    """Like wait_until, but lets the event loop run (and close connections) while it waits."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
+        await asyncio.sleep(0.1)
     return True
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.backup_target import BackupTarget
-from tests.server.conftest import Accounts, connect, partial_files, wait_until
+from tests.server.conftest import Accounts, connect, eventually, partial_files, wait_until
 
 CHUNK = os.urandom(1024 * 1024)
 
@@ -36,13 +36,16 @@ async def test_aborted_sftp_upload_leaves_nothing(
         handle = await sftp.open("/backups/upload.tar", "wb")
         for _ in range(3):
             await handle.write(CHUNK)
-        assert wait_until(lambda: bool(temp_files_for(backups, "upload.tar")))
+        assert await eventually(lambda: bool(temp_files_for(backups, "upload.tar")))
         # Still writing: the name holds the old content (or nothing), never a partial file.
         assert (final.read_bytes() if final.exists() else None) == existing
     finally:
         # Drop the connection without closing the file, as a crash or a pulled cable would.
         conn.abort()
-    assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
+        await conn.wait_closed()
+    assert await eventually(lambda: not partial_files(target.storage)), partial_files(
+        target.storage
+    )
     assert (final.read_bytes() if final.exists() else None) == existing
     assert sorted(p.name for p in backups.iterdir()) == (["upload.tar"] if existing else [])
 

@@ -20,9 +20,9 @@ from tests.server.conftest import (
     connect,
     dav,
     destination,
+    eventually,
     sftp_client,
     tree_snapshot,
-    wait_until,
 )
 
 OTHER_ADDRESS = "127.0.0.2"
@@ -247,7 +247,7 @@ async def test_wrong_sftp_passwords_ban_the_address(
         assert not await sftp_login_works(target, alice.username, "wrong", "127.0.0.1")
         durations.append(time.monotonic() - started)
     print("seconds per refused login:", [f"{d:.2f}" for d in durations])
-    assert wait_until(lambda: "banned" in target.log), target.log
+    assert await eventually(lambda: "banned" in target.log), target.log
 
     # Banned: even the right password is refused, over both protocols (the ban is shared).
     assert not await sftp_login_works(target, alice.username, alice.password, "127.0.0.1")
@@ -270,7 +270,7 @@ async def test_wrong_webdav_passwords_ban_the_address(
         assert not await asyncio.to_thread(
             webdav_login_works, target, alice.username, "wrong", "127.0.0.1"
         )
-    assert wait_until(lambda: "banned" in target.log), target.log
+    assert await eventually(lambda: "banned" in target.log), target.log
 
     assert not await asyncio.to_thread(
         webdav_login_works, target, alice.username, alice.password, "127.0.0.1"
@@ -293,5 +293,5 @@ async def test_failures_from_both_protocols_add_up(
             assert not await asyncio.to_thread(
                 webdav_login_works, target, alice.username, "wrong", "127.0.0.1"
             )
-    assert wait_until(lambda: "banned" in target.log), target.log
+    assert await eventually(lambda: "banned" in target.log), target.log
     assert not await sftp_login_works(target, alice.username, alice.password, "127.0.0.1")

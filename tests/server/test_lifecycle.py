@@ -13,7 +13,13 @@ import pytest
 
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
 from tests.peers import require_tool
-from tests.server.conftest import Accounts, openssh_options, partial_files, wait_until
+from tests.server.conftest import (
+    READY_LINE,
+    Accounts,
+    openssh_options,
+    partial_files,
+    wait_until,
+)
 
 # What the contract calls "a few seconds"; the add-on's s6 grace period is longer than this.
 STOP_GRACE_SECONDS = 10.0
@@ -72,13 +78,19 @@ def test_startup_log_names_addresses_fingerprint_and_readiness(target: BackupTar
     ).stdout
     fingerprint = re.search(r"SHA256:[A-Za-z0-9+/]+", listing)
     assert fingerprint is not None, listing
-    assert wait_until(lambda: "Backup Drive is ready" in target.log), target.log
+    assert wait_until(lambda: READY_LINE in target.log), target.log
     log = target.log
     assert fingerprint.group(0) in log
     assert str(target.sftp_port) in log
     assert str(target.webdav_port) in log
     assert HOMEASSISTANT_USER in log
-    assert log.index(fingerprint.group(0)) < log.index("Backup Drive is ready")
+    assert log.index(fingerprint.group(0)) < log.index(READY_LINE)
+
+
+def test_sigterm_right_after_the_ports_open_exits_zero(tmp_path: Path) -> None:
+    # Supervisors may stop a service at any moment, including while it is still starting.
+    server = BackupTarget(storage=tmp_path / "storage", data_dir=tmp_path / "data").start()
+    assert server.stop() == 0, server.log
 
 
 def test_storage_gets_a_backups_folder(target: BackupTarget) -> None:
