@@ -97,6 +97,12 @@ async def async_post_backup(hass: HomeAssistant) -> None:
             data.keep_awake = None
 
 
+class DriveUnreachableError(BackupAgentUnreachableError):
+    """The drive cannot be reached; unlike its base class, str() keeps the reason."""
+
+    _message = ""
+
+
 def handle_backup_errors[F: Callable[..., Coroutine[Any, Any, Any]]](func: F) -> F:
     """Turn client errors into the backup integration's errors."""
 
@@ -129,7 +135,7 @@ class BackupDriveAgent(BackupAgent):
         if isinstance(err, BackupFileMissing):
             return BackupNotFound(str(err))
         if isinstance(err, CannotConnect):
-            return BackupAgentUnreachableError(f"{self.name} is unreachable: {err}")
+            return DriveUnreachableError(f"{self.name} is unreachable: {err}")
         if isinstance(err, InvalidAuth):
             self._entry.async_start_reauth(self._hass)
             return BackupAgentError(f"{self.name}: the login was refused: {err}")

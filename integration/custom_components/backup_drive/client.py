@@ -175,6 +175,7 @@ def _describe(err: BaseException) -> str:
 
 _CONNECTION_ERRORS: Final = (
     asyncssh.SFTPConnectionLost,
+    asyncssh.SFTPNoConnection,
     asyncssh.ConnectionLost,
     asyncssh.ChannelOpenError,
     ConnectionError,
@@ -193,7 +194,7 @@ def _translate(err: Exception, what: str) -> BackupDriveError:
         "space" in reason.lower() or "quota" in reason.lower()
     ):
         return DriveFull(f"{what}: the drive is full ({reason})")
-    if isinstance(err, _CONNECTION_ERRORS | asyncssh.DisconnectError):
+    if isinstance(err, (*_CONNECTION_ERRORS, asyncssh.DisconnectError)):
         return CannotConnect(f"{what}: the connection to the drive was lost ({reason})")
     return TransferFailed(f"{what}: {reason}")
 
@@ -256,6 +257,10 @@ class _BlockWriter:
         """Wait for finished writes, raising the first failure."""
         done, pending = await asyncio.wait(self._tasks, return_when=return_when)
         self._tasks = pending
+        # Look at every finished write, so that no failure goes unretrieved.
+        failures = [error for task in done if (error := task.exception()) is not None]
+        if failures:
+            raise failures[0]
         for task in done:
             self.written += task.result()
         if self._on_progress is not None:

@@ -1,0 +1,260 @@
+"""Faults against the real server: it stops mid-upload, refuses logins, fills up, is away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from homeassistant.components.backup import (
+    BackupAgentError,
+    suggested_filename,
+)
+from homeassistant.components.backup.agent import BackupAgentUnreachableError
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import (  # type: ignore[import-untyped]
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
+
+from custom_components.backup_drive.backup import BackupDriveAgent
+from custom_components.backup_drive.client import fingerprint
+from custom_components.backup_drive.const import CONF_HOST_KEY, DOMAIN
+from tests.backup_target import BackupTarget
+from tests.integration.entries import (
+    DISCOVERY_UUID,
+    KeyAccount,
+    entry_data,
+    other_host_key,
+    stop_target,
+)
+from tests.integration.test_backup import (
+    SETTLE_SECONDS,
+    agent_id_of,
+    agent_of,
+    backups_dir,
+    chunks,
+    make_backup,
+    upload,
+    visible_files,
+    ws_call,
+)
+from tests.peers import require_root, require_tool
+
+MIB = 1024 * 1024
+
+
+def state_of(entry: ConfigEntry) -> ConfigEntryState:
+    """Return an entry's state (a call, so that type narrowing does not stick across awaits)."""
+    return entry.state
+
+
+async def test_server_stops_mid_upload(
+    backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """Nothing is left under the final name, the error says so, and the next call reconnects."""
+    agent = agent_of(hass, backup_entry)
+    kept = make_backup("0001aaaa", 2 * MIB, name="Already there")
+    kept_data = os.urandom(kept.size)
+    await upload(agent, kept, kept_data)
+    before = visible_files(backup_target)
+
+    doomed = make_backup("0002bbbb", 64 * MIB, name="Interrupted")
+
+    async def stream_then_stop_server() -> AsyncIterator[bytes]:
+        async for chunk in chunks(os.urandom(16 * MIB)):
+            yield chunk
+        await hass.async_add_executor_job(backup_target.stop)
+        async for chunk in chunks(os.urandom(48 * MIB)):
+            yield chunk
+
+    async def open_stream() -> AsyncIterator[bytes]:
+        return stream_then_stop_server()
+
+    with pytest.raises(BackupAgentUnreachableError) as caught:
+        await agent.async_upload_backup(open_stream=open_stream, backup=doomed)
+    assert "connection to the drive was lost" in str(caught.value)
+    assert visible_files(backup_target) == before
+    assert not (backups_dir(backup_target) / suggested_filename(doomed)).exists()
+
+    await hass.async_add_executor_job(backup_target.start)
+    backup_entry.runtime_data.client.invalidate_cache()
+    listed = await agent.async_list_backups()
+    assert [b.backup_id for b in listed] == ["0001aaaa"]
+    stream = await agent.async_download_backup("0001aaaa")
+    assert b"".join([chunk async for chunk in stream]) == kept_data
+
+
+async def test_unreachable_while_loaded_is_reported(
+    backup_target: BackupTarget,
+    backup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """With the drive away, backup/info names our agent's error; the others still work."""
+    await hass.async_add_executor_job(backup_target.stop)
+    backup_entry.runtime_data.client.invalidate_cache()
+    ws = await hass_ws_client(hass)
+    info = await ws_call(ws, {"type": "backup/info"})
+    assert agent_id_of(backup_entry) in info["agent_errors"]
+    assert "unreachable" in info["agent_errors"][agent_id_of(backup_entry)]
+
+
+async def test_password_changed_starts_reauth(
+    backup_target: BackupTarget,
+    accounts: dict[str, KeyAccount],
+    backup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """When the drive starts refusing the password, the agent fails clearly and reauth starts."""
+    writer = accounts["writer"]
+    hass.config_entries.async_update_entry(
+        backup_entry,
+        data={**backup_entry.data, CONF_USERNAME: writer.username, CONF_PASSWORD: writer.password},
+    )
+    await hass.config_entries.async_reload(backup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert state_of(backup_entry) is ConfigEntryState.LOADED
+
+    await hass.async_add_executor_job(backup_target.stop)
+    changed = {**writer.option(), "password": "a-new-password-nobody-told-ha"}
+    backup_target.options = {"users": [changed]}
+    await hass.async_add_executor_job(backup_target.start)
+
+    ws = await hass_ws_client(hass)
+    info = await ws_call(ws, {"type": "backup/info"})
+    assert "login was refused" in info["agent_errors"][agent_id_of(backup_entry)]
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+
+
+async def test_unreachable_at_startup_retries_and_recovers(
+    hass: HomeAssistant, tmp_path: Path, socket_enabled: None
+) -> None:
+    """Setup does not wait for an absent drive: it retries, and loads once the drive is back."""
+    target = BackupTarget(storage=tmp_path / "storage", data_dir=tmp_path / "data")
+    await hass.async_add_executor_job(target.start)
+    await hass.async_add_executor_job(target.stop)
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(target))
+    entry.add_to_hass(hass)
+    try:
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert state_of(entry) is ConfigEntryState.SETUP_RETRY
+        assert "Cannot connect" in str(entry.reason)
+
+        await hass.async_add_executor_job(target.start)
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=5))
+        # The retry runs as a background task that talks to the server: wait for its outcome.
+        async with asyncio.timeout(SETTLE_SECONDS):
+            while state_of(entry) in (
+                ConfigEntryState.SETUP_RETRY,
+                ConfigEntryState.SETUP_IN_PROGRESS,
+            ):
+                await asyncio.sleep(0.1)
+        assert state_of(entry) is ConfigEntryState.LOADED
+    finally:
+        await stop_target(hass, target)
+
+
+async def test_host_key_mismatch_raises_repair_that_accepts_new_key(
+    backup_target: BackupTarget, hass: HomeAssistant, hass_client: ClientSessionGenerator
+) -> None:
+    """A changed host key refuses the connection and raises a fixable repair issue."""
+    assert await async_setup_component(hass, "repairs", {})
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Backup Drive",
+        unique_id=DISCOVERY_UUID,
+        data=entry_data(backup_target, host_key=other_host_key()),
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert state_of(entry) is ConfigEntryState.SETUP_RETRY
+    assert "login" not in backup_target.log.lower(), "credentials must not reach the impostor"
+
+    issue_id = f"host_key_mismatch_{entry.entry_id}"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["offered"] == fingerprint(backup_target.host_key)
+    assert issue.translation_placeholders["expected"] == fingerprint(entry.data[CONF_HOST_KEY])
+
+    client = await hass_client()
+    response = await client.post(
+        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
+    )
+    assert response.status == 200
+    flow = await response.json()
+    assert flow["step_id"] == "confirm"
+    response = await client.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
+    assert (await response.json())["type"] == "create_entry"
+    await hass.async_block_till_done()
+
+    assert entry.data[CONF_HOST_KEY] == backup_target.host_key
+    assert state_of(entry) is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+@pytest.fixture
+def small_drive(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB ext4 filesystem on a loop device, playing a nearly full USB drive."""
+    require_root("a loop-mounted filesystem plays a small USB drive")
+    mkfs = require_tool("mkfs.ext4", "e2fsprogs")
+    mount = require_tool("mount", "mount")
+    umount = require_tool("umount", "mount")
+    image = tmp_path / "drive.img"
+    mountpoint = tmp_path / "drive"
+    mountpoint.mkdir()
+    with image.open("wb") as file:
+        file.truncate(32 * MIB)
+    subprocess.run([mkfs, "-q", "-F", str(image)], check=True)
+    subprocess.run([mount, "-o", "loop", str(image), str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run([umount, str(mountpoint)], check=True)
+
+
+async def test_full_drive(
+    small_drive: Path, hass: HomeAssistant, tmp_path: Path, socket_enabled: None
+) -> None:
+    """A backup that does not fit fails with 'full'; nothing partial stays; older ones survive."""
+    target = BackupTarget(storage=small_drive, data_dir=tmp_path / "data")
+    await hass.async_add_executor_job(target.start)
+    try:
+        entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(target))
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        agent = BackupDriveAgent(hass, entry)
+        kept = make_backup("0003cccc", 4 * MIB, name="Fits")
+        kept_data = os.urandom(kept.size)
+        await upload(agent, kept, kept_data)
+        before = visible_files(target)
+
+        too_big = make_backup("0004dddd", 64 * MIB, name="Too big")
+        with pytest.raises(BackupAgentError, match="full"):
+            await upload(agent, too_big, os.urandom(too_big.size))
+
+        assert visible_files(target) == before
+        stream = await agent.async_download_backup("0003cccc")
+        assert b"".join([chunk async for chunk in stream]) == kept_data
+    finally:
+        await stop_target(hass, target)
