@@ -474,6 +474,7 @@ class Plan:
     repeat: int
     timeout: float
     verbose: bool
+    sftp_options: list[str] = field(default_factory=list)
 
 
 def interleave(repeat: int, sides: Sequence[str]) -> Iterator[tuple[int, str]]:
@@ -553,12 +554,14 @@ def bench_sftp(
     def put(side: str) -> Sample:
         endpoint = endpoints[side]
         batch = f'put "{payload.path}" "{endpoint.remote_path}"\n'.encode()
-        return timed(sftp_command(tools, endpoint, key), endpoint.pid, plan.timeout, batch)
+        command = sftp_command(tools, endpoint, key, *plan.sftp_options)
+        return timed(command, endpoint.pid, plan.timeout, batch)
 
     def get(side: str, destination: Path) -> Sample:
         endpoint = endpoints[side]
         batch = f'get "{endpoint.remote_path}" "{destination}"\n'.encode()
-        return timed(sftp_command(tools, endpoint, key), endpoint.pid, plan.timeout, batch)
+        command = sftp_command(tools, endpoint, key, *plan.sftp_options)
+        return timed(command, endpoint.pid, plan.timeout, batch)
 
     return run_pair(
         plan=plan,
@@ -608,10 +611,12 @@ def bench_webdav(
     )
 
 
-def negotiated_cipher(tools: Tools, endpoint: SftpEndpoint, key: Path) -> str:
+def negotiated_cipher(
+    tools: Tools, endpoint: SftpEndpoint, key: Path, options: Sequence[str]
+) -> str:
     """Return the cipher OpenSSH's client picks with this server (from `sftp -v`)."""
     result = subprocess.run(
-        sftp_command(tools, endpoint, key, "-v"),
+        sftp_command(tools, endpoint, key, "-v", *options),
         input=b"pwd\n",
         capture_output=True,
         timeout=60,
@@ -677,6 +682,7 @@ class Report:
     results: dict[str, dict[str, dict[str, Series]]] = field(default_factory=dict)
     reference_names: dict[str, str] = field(default_factory=dict)
     ciphers: dict[str, str] = field(default_factory=dict)
+    sftp_options: list[str] = field(default_factory=list)
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
     ours_hwm_kib: int = 0
     rss_samples: int = 0
@@ -793,6 +799,11 @@ class Report:
             out.append(
                 "SFTP cipher chosen by OpenSSH's client: "
                 + ", ".join(f"{k} {v}" for k, v in self.ciphers.items())
+                + (
+                    f" (extra sftp options: {' '.join(self.sftp_options)})"
+                    if self.sftp_options
+                    else ""
+                )
             )
         tools = self.tools
         out += [
@@ -843,6 +854,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         help="extra argument for backup-drive-server, e.g. --server-arg=--log-level=WARNING",
+    )
+    parser.add_argument(
+        "--sftp-cipher",
+        default=None,
+        help="make OpenSSH's client use this cipher on both sides (default: its own choice), "
+        "e.g. aes128-gcm@openssh.com",
+    )
+    parser.add_argument(
+        "--sftp-option",
+        action="append",
+        default=[],
+        help="extra option for every sftp command on both sides, e.g. --sftp-option=-R128",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -945,12 +968,22 @@ def webdav_endpoints(
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> Report:
     """Set everything up, measure, and return the report (cleanup is left to `stack`)."""
-    plan = Plan(repeat=args.repeat, timeout=max(120.0, args.size_mib * 0.6), verbose=not args.quiet)
+    sftp_options = list(args.sftp_option)
+    if args.sftp_cipher:
+        sftp_options += ["-c", args.sftp_cipher]
+    plan = Plan(
+        repeat=args.repeat,
+        timeout=max(120.0, args.size_mib * 0.6),
+        verbose=not args.quiet,
+        sftp_options=sftp_options,
+    )
     tools = Tools.find()
     work = Path(tempfile.mkdtemp(prefix="server-bench-", dir=args.workdir))
     stack.callback(shutil.rmtree, work, ignore_errors=True)
     check_free_space(work, args.size_mib * MIB)
-    report = Report(size=args.size_mib * MIB, repeat=args.repeat, tools=tools)
+    report = Report(
+        size=args.size_mib * MIB, repeat=args.repeat, tools=tools, sftp_options=sftp_options
+    )
     report.loads.append(("start", load_text()))
 
     log(plan, f"writing {args.size_mib} MiB of random data in {work}")
@@ -975,7 +1008,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> Report:
         )
         report.reference_names["SFTP"] = "OpenSSH sshd (internal-sftp)"
         report.ciphers = {
-            side: negotiated_cipher(tools, endpoint, key) for side, endpoint in endpoints.items()
+            side: negotiated_cipher(tools, endpoint, key, plan.sftp_options)
+            for side, endpoint in endpoints.items()
         }
         report.results["SFTP"] = bench_sftp(
             plan=plan, tools=tools, payload=payload, key=key, endpoints=endpoints, work=work
