@@ -52,7 +52,21 @@ class BackupTarget:
     log_path: Path | None = None
 
     def start(self, timeout: float = 30.0) -> Self:
-        """Start the server and wait until both ports accept connections."""
+        """Start the server and wait until both ports accept connections.
+
+        Ports are picked free but can be taken by another process before the server binds
+        them; then it is started again on new ports.
+        """
+        for _attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError:
+                if "address already in use" not in self.log:
+                    raise
+                self.sftp_port, self.webdav_port = free_port(), free_port()
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> Self:
         self.storage.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
@@ -83,7 +97,8 @@ class BackupTarget:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"server did not listen on {port}:\n{self.log}") from None
+                        message = f"server did not listen on {port}:\n{self.log}"
+                        raise RuntimeError(message) from None
         return self
 
     def stop(self, timeout: float = 15.0) -> int:

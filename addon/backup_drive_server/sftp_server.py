@@ -424,10 +424,12 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         """Refuse: links could point out of the drive, and FAT and exFAT have none."""
+        self._require_write("symlink")
         raise asyncssh.SFTPOpUnsupported("Links are not supported on the backup drive")
 
     def link(self, oldpath: bytes, newpath: bytes) -> None:
         """Refuse hard links too."""
+        self._require_write("link")
         raise asyncssh.SFTPOpUnsupported("Links are not supported on the backup drive")
 
     async def statvfs(self, path: bytes) -> os.statvfs_result:
