@@ -409,13 +409,14 @@ async def check_drive_is_gone(
     assert target.process.poll() is None, "the server must keep running"
 
 
+@pytest.mark.parametrize("fs", ["ext4", "exfat", "ntfs", "vfat"])
 async def test_serves_the_drive_and_survives_its_disappearance(
-    drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
+    fs: str, drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
-    require_filesystem("ext4")
+    require_filesystem(fs)
     label = new_label()
     drive = drives()
-    mkfs("ext4", drive.device, label)
+    mkfs(fs, drive.device, label)
     mount_point = tmp_path / "backup_drive"
     mounted = mount_storage(run_tool, f"LABEL={label}", mount_point)
     assert mounted.returncode == 0, mounted.stderr
