@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -48,7 +49,6 @@ FILESYSTEM_NAMES = {
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3"}
 # Home Assistant OS names its own partitions like this; a disk holding one is the system disk.
 SYSTEM_LABEL_PREFIX = "hassos-"
-FAT_FILE_LIMIT = 4 * 1024**3 - 1
 
 
 class StorageError(Exception):
@@ -118,11 +118,6 @@ def _blkid_probe(device: Path) -> dict[str, str]:
         if sep:
             values[key] = value
     return values
-
-
-def _sys_entry(device: Path) -> Path:
-    """Return the sysfs folder of a block device."""
-    return SYS_BLOCK / device.name
 
 
 def _device_size(name: str) -> int:
@@ -258,25 +253,27 @@ def _require_supported(part: Partition) -> None:
 
 
 @dataclass(frozen=True)
-class _MountEntry:
+class MountEntry:
     """One line of /proc/self/mountinfo."""
 
     devno: str
     mount_point: str
+    flags: frozenset[str]
     fstype: str
     source: str
 
 
-def _mounts() -> list[_MountEntry]:
+def _mounts() -> list[MountEntry]:
     """Parse /proc/self/mountinfo."""
     entries = []
     for line in MOUNTINFO.read_text().splitlines():
         fields = line.split()
         separator = fields.index("-")
         entries.append(
-            _MountEntry(
+            MountEntry(
                 devno=fields[2],
                 mount_point=_unescape(fields[4]),
+                flags=frozenset(fields[5].split(",")),
                 fstype=fields[separator + 1],
                 source=_unescape(fields[separator + 2]),
             )
@@ -289,7 +286,7 @@ def _unescape(field: str) -> str:
     return field.encode().decode("unicode_escape") if "\\" in field else field
 
 
-def mounted_source(mount_point: Path) -> _MountEntry | None:
+def mounted_source(mount_point: Path) -> MountEntry | None:
     """Return what is mounted at `mount_point` (the topmost mount), if anything."""
     target = str(mount_point)
     found = None
@@ -417,21 +414,8 @@ def _mount_failure_hint(fstype: str) -> str:
 
 def _which(program: str) -> bool:
     """Tell whether `program` can be run (also from the sbin folders)."""
-    for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/sbin"]:
-        if folder and os.access(Path(folder, program), os.X_OK):
-            return True
-    return False
-
-
-def _mount_flags(mount_point: Path) -> set[str]:
-    """Return the per-mount flags (nosuid, noexec, ...) of what is mounted at `mount_point`."""
-    target = str(mount_point)
-    flags: set[str] = set()
-    for line in MOUNTINFO.read_text().splitlines():
-        fields = line.split()
-        if _unescape(fields[4]) == target:
-            flags = set(fields[5].split(","))
-    return flags
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(program, path=search) is not None
 
 
 def _enforce_safe_options(mount_point: Path) -> None:
@@ -439,7 +423,8 @@ def _enforce_safe_options(mount_point: Path) -> None:
     # FUSE drivers (exfat-fuse) drop some options; a bind remount sets the per-mount flags.
     options = ",".join(SAFE_OPTIONS)
     _run(["mount", "-o", f"remount,bind,{options}", str(mount_point)])
-    missing = {"nosuid", "nodev", "noexec"} - _mount_flags(mount_point)
+    entry = mounted_source(mount_point)
+    missing = {"nosuid", "nodev", "noexec"} - (entry.flags if entry else frozenset())
     if missing:
         _run(["umount", str(mount_point)])
         raise StorageError(
