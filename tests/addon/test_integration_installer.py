@@ -197,3 +197,17 @@ def test_version_order(older: str, newer: str) -> None:
 
 def test_bundled_manifest_has_a_version() -> None:
     assert json.loads((BUNDLED / "manifest.json").read_text())["version"]
+
+
+def test_without_supervisor_it_still_installs(
+    run_tool: ToolRunner, supervisor: SupervisorStandIn, tmp_path: Path
+) -> None:
+    source = make_integration(tmp_path / "bundled", "0.2.0", "bundled")
+    result = run_tool(
+        "install-integration", "--source", str(source), "--config-dir", str(tmp_path / "ha"),
+        token=None,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: Restart Home Assistant to load the Backup Drive integration" in result.stderr
+    assert (installed(tmp_path / "ha") / "manifest.json").is_file()
+    assert supervisor.requests == []
