@@ -6,6 +6,10 @@ FROM ${BUILD_FROM}
 ARG BUILD_ARCH=amd64
 ARG BUILD_VERSION=0.1.0
 
+# A failed storage step (no drive, wrong filesystem) must stop the add-on, not leave the server
+# running on an empty folder. The base image sets this too; the add-on depends on it.
+ENV S6_BEHAVIOUR_IF_STAGE2_FAILS=2
+
 # blkid finds drives by label and UUID; mount/umount from util-linux understand every
 # filesystem type; ntfs-3g and fuse-exfat mount NTFS and exFAT where the kernel lacks a driver.
 # Versions follow the base image's Alpine branch, which BUILD_FROM pins.
@@ -13,7 +17,6 @@ ARG BUILD_VERSION=0.1.0
 RUN apk add --no-cache \
         blkid \
         fuse-exfat \
-        fuse3 \
         mount \
         ntfs-3g \
         umount
