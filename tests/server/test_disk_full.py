@@ -1,0 +1,90 @@
+"""A full drive fails the upload with a clear error and keeps what was already there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from tests.backup_target import BackupTarget
+from tests.peers import require_root
+from tests.server.conftest import Accounts, dav, eventually, partial_files, sftp_client
+
+pytestmark = pytest.mark.root
+
+DRIVE_SIZE = 8 * 1024 * 1024
+OLD_BACKUP = os.urandom(1024 * 1024)
+TOO_BIG = os.urandom(2 * DRIVE_SIZE)
+
+
+@pytest.fixture
+def small_drive(tmp_path: Path) -> Iterator[Path]:
+    """Mount an 8 MiB tmpfs as the storage root, holding one earlier backup."""
+    require_root("mounting a small tmpfs as a drive that fills up")
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DRIVE_SIZE}", "backup-drive-test", str(storage)],
+        check=True,
+        timeout=30,
+    )
+    try:
+        (storage / "backups").mkdir()
+        (storage / "backups" / "old.tar").write_bytes(OLD_BACKUP)
+        yield storage
+    finally:
+        # Lazy, so a server that is still shutting down cannot keep the mount alive.
+        subprocess.run(["umount", "-l", str(storage)], check=True, timeout=30)
+
+
+def assert_drive_as_before(storage: Path) -> None:
+    """Assert the earlier backup is intact and nothing else (no temp file) takes space."""
+    assert (storage / "backups" / "old.tar").read_bytes() == OLD_BACKUP
+    assert partial_files(storage) == []
+    assert shutil.disk_usage(storage).free > DRIVE_SIZE - 2 * len(OLD_BACKUP)
+
+
+async def test_sftp_upload_to_a_full_drive(
+    small_drive: Path,
+    start_target: Callable[..., BackupTarget],
+    accounts: Accounts,
+    tmp_path: Path,
+) -> None:
+    target = start_target()
+    local = tmp_path / "too-big.tar"
+    local.write_bytes(TOO_BIG)
+    alice = accounts.alice
+    async with sftp_client(target, alice.username, key=alice.private_key) as sftp:
+        for name in ("new.tar", "old.tar"):
+            with pytest.raises(asyncssh.SFTPError) as refused:
+                await sftp.put(str(local), f"/backups/{name}")
+            assert "space" in str(refused.value).lower(), refused.value
+    assert await eventually(lambda: partial_files(small_drive) == [])
+    assert_drive_as_before(small_drive)
+    assert not (small_drive / "backups" / "new.tar").exists()
+
+
+def test_webdav_put_to_a_full_drive(
+    small_drive: Path, start_target: Callable[..., BackupTarget], accounts: Accounts
+) -> None:
+    target = start_target()
+    alice = (accounts.alice.username, accounts.alice.password)
+    for name in ("new.tar", "old.tar"):
+        try:
+            response = dav(target, "PUT", f"/backups/{name}", auth=alice, body=TOO_BIG)
+        except ConnectionError:
+            # Refusing before reading the whole body is fine; the drive must still be as before.
+            pass
+        else:
+            assert response.status == 507, (response.status, response.text)
+    assert_drive_as_before(small_drive)
+    assert not (small_drive / "backups" / "new.tar").exists()
+    # With the failed uploads gone, a backup that fits still goes through.
+    fits = os.urandom(2 * 1024 * 1024)
+    assert dav(target, "PUT", "/backups/fits.tar", auth=alice, body=fits).status in {201, 204}
+    assert (small_drive / "backups" / "fits.tar").read_bytes() == fits
