@@ -123,3 +123,28 @@ def test_aborted_webdav_put_with_reset_leaves_nothing(
         sock.close()
     assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
     assert not (backups / "reset.tar").exists()
+
+
+def test_aborted_chunked_webdav_put_leaves_nothing(
+    target: BackupTarget, accounts: Accounts
+) -> None:
+    backups = target.storage / "backups"
+    alice = accounts.alice
+    token = base64.b64encode(f"{alice.username}:{alice.password}".encode()).decode()
+    head = (
+        "PUT /backups/chunked.tar HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{target.webdav_port}\r\n"
+        f"Authorization: Basic {token}\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        f"X-Expected-Entity-Length: {50 * len(CHUNK)}\r\n"
+        "\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", target.webdav_port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        for _ in range(2):
+            sock.sendall(f"{len(CHUNK):x}\r\n".encode() + CHUNK + b"\r\n")
+        # Half a chunk, then the client goes away without the terminating zero-size chunk.
+        sock.sendall(f"{len(CHUNK):x}\r\n".encode() + CHUNK[: len(CHUNK) // 2])
+        assert wait_until(lambda: bool(temp_files_for(backups, "chunked.tar")))
+    assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
+    assert not (backups / "chunked.tar").exists()

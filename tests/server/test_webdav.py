@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -13,7 +14,9 @@ from tests.server.conftest import (
     PROPFIND_QUOTA,
     PROPPATCH_SET,
     Accounts,
+    basic_auth,
     dav,
+    partial_files,
     tree_snapshot,
 )
 
@@ -110,6 +113,32 @@ def test_put_get_delete_round_trip(target: BackupTarget, accounts: Accounts) -> 
         204,
     }
     assert not on_disk.exists()
+
+
+def test_chunked_put_like_finder(target: BackupTarget, accounts: Accounts) -> None:
+    # macOS Finder sends bodies chunked, with the size in X-Expected-Entity-Length.
+    payload = os.urandom(5 * 1024 * 1024 + 99)
+    chunks = [payload[start : start + 65536] for start in range(0, len(payload), 65536)]
+    connection = http.client.HTTPConnection("127.0.0.1", target.webdav_port, timeout=30)
+    try:
+        connection.request(
+            "PUT",
+            "/backups/from-finder.tar",
+            body=iter(chunks),
+            headers={
+                **basic_auth(*alice_of(accounts)),
+                "Transfer-Encoding": "chunked",
+                "X-Expected-Entity-Length": str(len(payload)),
+            },
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    assert response.status in {201, 204}
+    assert (target.storage / "backups" / "from-finder.tar").read_bytes() == payload
+    assert partial_files(target.storage) == []
 
 
 def test_dead_property_survives_a_restart(
