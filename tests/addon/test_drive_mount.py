@@ -159,6 +159,19 @@ def drives(tmp_path: Path) -> Iterator[Callable[..., LoopDrive]]:
         subprocess.run(["losetup", "-d", str(drive.device)], check=False, capture_output=True)
 
 
+# A 96 MiB disk with a 24 MiB and a 68 MiB Linux partition.
+TWO_PARTITIONS = [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)]
+
+
+def two_partition_disk(drives: Callable[..., LoopDrive], *labels: str | None) -> LoopDrive:
+    """Attach a partitioned disk; make ext4 with each given label (None leaves it empty)."""
+    drive = drives(96 * MiB, TWO_PARTITIONS)
+    for number, label in enumerate(labels, start=1):
+        if label is not None:
+            mkfs("ext4", drive.partition(number), label)
+    return drive
+
+
 def new_label() -> str:
     """A label no other drive on this machine has (FAT allows 11 upper-case characters)."""
     return f"BD{secrets.token_hex(4).upper()}"
@@ -227,10 +240,8 @@ def test_whole_disk_uses_its_largest_partition(
     drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem("ext4")
-    drive = drives(96 * MiB, [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)])
     small, large = new_label(), new_label()
-    mkfs("ext4", drive.partition(1), small)
-    mkfs("ext4", drive.partition(2), large)
+    drive = two_partition_disk(drives, small, large)
     mount_point = tmp_path / "backup_drive"
     result = mount_storage(run_tool, str(drive.device), mount_point)
     assert result.returncode == 0, result.stderr
@@ -244,8 +255,7 @@ def test_whole_disk_with_one_filesystem(
     drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem("ext4")
-    drive = drives(96 * MiB, [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)])
-    mkfs("ext4", drive.partition(1), new_label())
+    drive = two_partition_disk(drives, new_label(), None)
     result = mount_storage(run_tool, str(drive.device), tmp_path / "mnt")
     assert result.returncode == 0, result.stderr
     assert f"Drive: {drive.partition(1)}," in result.stderr
@@ -258,8 +268,7 @@ def test_whole_disk_without_its_partition_nodes(
 ) -> None:
     # In the add-on container only the chosen device exists under /dev, not its partitions.
     require_filesystem("ext4")
-    drive = drives(96 * MiB, [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)])
-    mkfs("ext4", drive.partition(1), new_label())
+    drive = two_partition_disk(drives, new_label(), None)
     drive.partition(1).unlink()
     drive.partition(2).unlink()
     result = mount_storage(run_tool, str(drive.device), tmp_path / "mnt")
@@ -273,9 +282,7 @@ def test_refuses_a_disk_the_system_uses(
     drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem("ext4")
-    drive = drives(96 * MiB, [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)])
-    mkfs("ext4", drive.partition(1), new_label())
-    mkfs("ext4", drive.partition(2), new_label())
+    drive = two_partition_disk(drives, new_label(), new_label())
     # The "system" has the first partition mounted; the second belongs to the same disk.
     system = tmp_path / "system"
     system.mkdir()
@@ -296,9 +303,7 @@ def test_refuses_the_home_assistant_os_disk(
     drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem("ext4")
-    drive = drives(96 * MiB, [(2048, 24 * 2048, 0x83), (26 * 2048, 68 * 2048, 0x83)])
-    mkfs("ext4", drive.partition(1), "hassos-data")
-    mkfs("ext4", drive.partition(2), new_label())
+    drive = two_partition_disk(drives, "hassos-data", new_label())
     result = mount_storage(run_tool, str(drive.partition(2)), tmp_path / "mnt")
     assert result.returncode == 1
     assert "holds the Home Assistant OS partition 'hassos-data'" in result.stderr
