@@ -77,6 +77,8 @@ readonly -a DEBIAN_PEERS=(
     "mkfs.exfat:exfatprogs"
     "mount.exfat-fuse:exfat-fuse"
     "mkfs.ntfs:ntfs-3g"
+    "fusefat:fusefat"
+    "apparmor_parser:apparmor"
 )
 
 missing_peer_packages() {

@@ -8,6 +8,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from backup_drive_server.settings import BACKUPS_FOLDER
@@ -39,6 +40,7 @@ class StorageRoot:
         self.require_mount = require_mount
         self._staging_lock = threading.Lock()
         self._staging: set[Path] = set()
+        self._unavailable_logged_at = -60.0
 
     def prepare(self) -> None:
         """Create the root and the backups folder, and remove uploads a crash left behind."""
@@ -56,9 +58,22 @@ class StorageRoot:
     def check_available(self) -> None:
         """Raise StorageUnavailableError when the drive is not mounted at the root."""
         if self.require_mount and not os.path.ismount(self.path):
+            self._log_unavailable()
             raise StorageUnavailableError(
                 f"The backup drive is not mounted at {self.path} (unplugged?). Reconnect it and "
                 "restart the add-on."
+            )
+
+    def _log_unavailable(self) -> None:
+        # Every request would log it; once a minute tells the user without flooding the log.
+        now = time.monotonic()
+        if now - self._unavailable_logged_at >= 60:
+            self._unavailable_logged_at = now
+            _LOGGER.error(
+                "The backup drive is not mounted at %s (unplugged?): refusing file access so "
+                "nothing lands on the add-on's own disk. Reconnect the drive and restart the "
+                "add-on.",
+                self.path,
             )
 
     def resolve(self, client_path: str, *, follow_last: bool = True, who: str = "") -> Path:
