@@ -30,11 +30,17 @@ OTHER_ADDRESS = "127.0.0.2"
 FAILURES_BEFORE_BAN = 6
 
 
-async def test_homeassistant_password_login(target: BackupTarget) -> None:
+async def test_homeassistant_password_login(target: BackupTarget, tmp_path: Path) -> None:
+    local = tmp_path / "relative.tar"
+    local.write_bytes(b"relative upload")
     async with sftp_client(target) as sftp:
         assert "backups" in await sftp.listdir("/")
         await sftp.mkdir("/backups/from-ha")
+        # A session starts at the storage root: relative paths and /backups mean the same folder.
+        assert await sftp.realpath(".") == "/"
+        await sftp.put(str(local), "backups/relative.tar")
     assert (target.storage / "backups" / "from-ha").is_dir()
+    assert (target.storage / "backups" / "relative.tar").read_bytes() == b"relative upload"
 
 
 async def test_option_account_logs_in_with_password_and_key(

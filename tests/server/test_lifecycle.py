@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
@@ -16,8 +17,12 @@ from tests.peers import require_tool
 from tests.server.conftest import (
     READY_LINE,
     Accounts,
+    basic_auth,
+    connect,
+    dav,
     openssh_options,
     partial_files,
+    sftp_client,
     wait_until,
 )
 
@@ -65,6 +70,39 @@ def test_password_file_is_private_stable_and_never_logged(
         assert accounts.alice.password not in log
         assert accounts.bob.password not in log
         assert str(password_file) in log
+
+
+@pytest.mark.parametrize("log_level", ["info", "debug"])
+async def test_passwords_never_reach_the_log(
+    start_target: Callable[..., BackupTarget], accounts: Accounts, log_level: str
+) -> None:
+    curl = require_tool("curl", "curl")
+    target = start_target(extra_args=["--log-level", log_level])
+    alice = accounts.alice
+    # A wrong password is often the user's password for something else: it must not leak either.
+    typo = "my-bank-password-42"
+    async with sftp_client(target) as sftp:
+        await sftp.listdir("/")
+    async with sftp_client(target, alice.username, password=alice.password) as sftp:
+        await sftp.listdir("/")
+    with pytest.raises(asyncssh.PermissionDenied):
+        async with await connect(target, alice.username, password=typo):
+            pass
+    assert dav(target, "PROPFIND", "/", auth=(alice.username, typo)).status == 401
+    assert dav(target, "GET", "/backups/", auth=(alice.username, alice.password)).status == 200
+    for password in (alice.password, typo):
+        subprocess.run(
+            [curl, "-sS", "-o", "/dev/null", "--digest", "-u", f"{alice.username}:{password}",
+             f"http://127.0.0.1:{target.webdav_port}/backups/"],
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert target.stop() == 0
+    log = target.log
+    for secret in (target.password, alice.password, accounts.bob.password, typo):
+        assert secret not in log
+    # The Basic credentials in base64 must not appear either (a logged header would show them).
+    for header in (basic_auth(alice.username, alice.password), basic_auth(alice.username, typo)):
+        assert header["Authorization"].split()[1] not in log
 
 
 def test_startup_log_names_addresses_fingerprint_and_readiness(target: BackupTarget) -> None:
