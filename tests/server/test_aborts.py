@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.backup_target import BackupTarget
-from tests.server.conftest import Accounts, connect, eventually, partial_files, wait_until
+from tests.server.conftest import Accounts, connect, dav, eventually, partial_files, wait_until
 
 CHUNK = os.urandom(1024 * 1024)
 
@@ -148,3 +149,54 @@ def test_aborted_chunked_webdav_put_leaves_nothing(
         assert wait_until(lambda: bool(temp_files_for(backups, "chunked.tar")))
     assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
     assert not (backups / "chunked.tar").exists()
+
+
+async def test_concurrent_uploads_to_one_name_never_mix(
+    target: BackupTarget, accounts: Accounts
+) -> None:
+    backups = target.storage / "backups"
+    alice = accounts.alice
+    first_payload, second_payload = os.urandom(len(CHUNK)), os.urandom(len(CHUNK))
+    async with (
+        await connect(target, alice.username, key=alice.private_key) as first_conn,
+        await connect(target, alice.username, password=alice.password) as second_conn,
+        first_conn.start_sftp_client() as first,
+        second_conn.start_sftp_client() as second,
+    ):
+        first_file = await first.open("/backups/same.tar", "wb")
+        second_file = await second.open("/backups/same.tar", "wb")
+        for part in range(4):
+            piece = slice(part * len(CHUNK) // 4, (part + 1) * len(CHUNK) // 4)
+            await first_file.write(first_payload[piece])
+            await second_file.write(second_payload[piece])
+        assert len(temp_files_for(backups, "same.tar")) == 2
+        await first_file.close()
+        assert (backups / "same.tar").read_bytes() == first_payload
+        await second_file.close()
+    assert (backups / "same.tar").read_bytes() == second_payload
+    assert partial_files(target.storage) == []
+
+
+async def test_download_during_an_upload_sees_the_previous_file(
+    target: BackupTarget, accounts: Accounts
+) -> None:
+    backups = target.storage / "backups"
+    previous = os.urandom(len(CHUNK))
+    (backups / "busy.tar").write_bytes(previous)
+    alice = accounts.alice
+    async with (
+        await connect(target, alice.username, key=alice.private_key) as conn,
+        conn.start_sftp_client() as sftp,
+        sftp.open("/backups/busy.tar", "wb") as upload,
+    ):
+        await upload.write(CHUNK[:1000])
+        async with sftp.open("/backups/busy.tar", "rb") as download:
+            # asyncssh types read() as str | bytes; a binary-mode file returns bytes.
+            seen: str | bytes = await download.read()
+            assert seen == previous
+        webdav = await asyncio.to_thread(
+            dav, target, "GET", "/backups/busy.tar", auth=(alice.username, alice.password)
+        )
+        assert webdav.body == previous
+        await upload.write(CHUNK[1000:])
+    assert (backups / "busy.tar").read_bytes() == CHUNK
