@@ -251,6 +251,9 @@ def test_webdav_get_out_of_root_is_refused(
 
     listing = dav(target, "PROPFIND", path, auth=alice, headers={"Depth": "1"}, body=PROPFIND_ALL)
     assert listing.status >= 400, f"PROPFIND {path}: {listing.status}"
+    # Paths that start with a double slash may be refused before any file is looked at.
+    if not path.startswith(("//", "/%2F")):
+        assert wait_until(lambda: warnings_logged(target) > 0), target.log
 
 
 def test_webdav_symlinks_out_of_root_are_refused(
@@ -308,6 +311,7 @@ def test_webdav_writes_through_dotdot_are_refused(
     ]
     problems = not_refused(target, alice, attempts)
     assert not problems, "\n".join(problems)
+    assert wait_until(lambda: warnings_logged(target) > 0), target.log
     escapes.assert_outside_untouched()
     assert (escapes.storage / "backups" / "into-root.txt").read_text() == "inside"
     assert not (escapes.storage / "stolen.txt").exists()
