@@ -1,0 +1,400 @@
+"""Benchmark the backup_drive agent against OpenSSH's sftp and core sftp_storage's write pattern.
+
+Runs against a real backup-drive-server on loopback and prints a table; it is not a test.
+
+    .venv/bin/python bench/agent_bench.py                 # 1 GiB and 4 GiB, 1,000 sidecars
+    .venv/bin/python bench/agent_bench.py --sizes 1       # only 1 GiB
+
+Plain asyncio without debug mode, as Home Assistant runs. Needs OpenSSH's sftp and ssh-keygen,
+and free disk under --work-dir for the source file plus one copy on the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "integration")]
+
+import asyncssh  # noqa: E402
+from homeassistant.components.backup import AgentBackup, suggested_filename  # noqa: E402
+from homeassistant.core import HomeAssistant  # noqa: E402
+
+from custom_components.backup_drive import (  # noqa: E402
+    BackupDriveConfigEntry,
+    BackupDriveData,
+)
+from custom_components.backup_drive.backup import BackupDriveAgent  # noqa: E402
+from custom_components.backup_drive.client import (  # noqa: E402
+    BackupDriveClient,
+    ServerSettings,
+    sidecar_name,
+)
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget  # noqa: E402
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+MANAGER_CHUNK = MIB  # Home Assistant's manager reads local backups in 1 MiB chunks
+CORE_CHUNK = 64 * 1024
+SIDECARS = 1000
+BENCH_USER = "bench"
+
+
+@dataclass
+class Row:
+    """One line of the result table."""
+
+    what: str
+    size: int
+    seconds: float
+
+    @property
+    def mb_per_s(self) -> float:
+        """Throughput in MB/s (10^6 bytes)."""
+        return self.size / self.seconds / 1e6 if self.size else 0.0
+
+
+@dataclass
+class BenchEntry:
+    """The three attributes of a config entry the agent reads."""
+
+    title: str
+    entry_id: str
+    runtime_data: BackupDriveData
+
+
+class RssSampler:
+    """Sample this process's resident set size from a thread, remembering the peak."""
+
+    def __init__(self) -> None:
+        """Take the baseline."""
+        self.baseline = self.current()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current() -> int:
+        """Return the resident set size in bytes."""
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self.current())
+
+    def __enter__(self) -> RssSampler:
+        """Start sampling."""
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+
+def make_source(path: Path, size: int) -> None:
+    """Write `size` bytes of incompressible data (a random MiB repeated)."""
+    block = os.urandom(MIB)
+    with path.open("wb") as file:
+        for _ in range(size // MIB):
+            file.write(block)
+
+
+async def file_stream(path: Path, chunk: int = MANAGER_CHUNK) -> AsyncIterator[bytes]:
+    """Read a file as Home Assistant's manager does: 1 MiB reads in the executor."""
+    loop = asyncio.get_running_loop()
+    file = await loop.run_in_executor(None, path.open, "rb")
+    try:
+        while data := await loop.run_in_executor(None, file.read, chunk):
+            yield data
+    finally:
+        await loop.run_in_executor(None, file.close)
+
+
+def agent_backup(backup_id: str, size: int) -> AgentBackup:
+    """Return metadata for a benchmark backup."""
+    return AgentBackup(
+        addons=[],
+        backup_id=backup_id,
+        date="2025-06-03T01:00:00.000000+00:00",
+        database_included=True,
+        extra_metadata={},
+        folders=[],
+        homeassistant_included=True,
+        homeassistant_version="2025.4.4",
+        name=f"Bench {backup_id}",
+        protected=False,
+        size=size,
+    )
+
+
+def openssh_sftp(target: BackupTarget, key: Path, known_hosts: Path, batch: str) -> float:
+    """Run OpenSSH's sftp with a batch of commands; return the seconds it took."""
+    batch_file = key.parent / "batch"
+    batch_file.write_text(batch)
+    args = [
+        "sftp", "-q", "-b", str(batch_file), "-i", str(key),
+        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes", "-P", str(target.sftp_port), f"{BENCH_USER}@127.0.0.1",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -> float:
+    """Upload as core's sftp_storage does: default options, one awaited write per chunk."""
+    async with asyncssh.connect(
+        "127.0.0.1",
+        target.sftp_port,
+        username=HOMEASSISTANT_USER,
+        password=target.password,
+        known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
+        client_keys=[],
+        agent_path=None,
+        config=None,
+    ) as connection, connection.start_sftp_client() as sftp:
+        start = time.perf_counter()
+        async with sftp.open(remote, "wb") as file:
+            async for block in file_stream(source):
+                for offset in range(0, len(block), CORE_CHUNK):
+                    await file.write(block[offset : offset + CORE_CHUNK])
+        return time.perf_counter() - start
+
+
+async def sequential_sidecars(client: BackupDriveClient, target: BackupTarget) -> float:
+    """List as core's sftp_storage does: read the sidecars one after another."""
+    async with asyncssh.connect(
+        "127.0.0.1",
+        target.sftp_port,
+        username=HOMEASSISTANT_USER,
+        password=target.password,
+        known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
+        client_keys=[],
+        agent_path=None,
+        config=None,
+    ) as connection, connection.start_sftp_client() as sftp:
+        start = time.perf_counter()
+        names = [n for n in await sftp.listdir(client.path) if n.endswith(".metadata.json")]
+        found = []
+        for name in names:
+            async with sftp.open(f"{client.path}/{name}", "r") as file:
+                found.append(AgentBackup.from_dict(json.loads(await file.read())["metadata"]))
+        elapsed = time.perf_counter() - start
+    assert len(found) == SIDECARS, len(found)
+    return elapsed
+
+
+def write_sidecars(folder: Path) -> None:
+    """Store SIDECARS small backups in core's layout, each with its sidecar."""
+    for index in range(SIDECARS):
+        backup = agent_backup(f"list{index:05d}", 10)
+        name = suggested_filename(backup)
+        (folder / name).write_bytes(b"0123456789")
+        sidecar = {"file_path": f"/backups/{name}", "metadata": backup.as_dict(), "size": 10}
+        (folder / sidecar_name(backup.backup_id)).write_text(json.dumps(sidecar))
+
+
+def make_key(directory: Path) -> tuple[Path, str]:
+    """Generate an ed25519 key for OpenSSH's client; return its path and public line."""
+    key = directory / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        check=True,
+    )
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+async def timed(coro: Coroutine[Any, Any, Any]) -> float:
+    """Await a coroutine; return the seconds it took."""
+    start = time.perf_counter()
+    await coro
+    return time.perf_counter() - start
+
+
+async def drain(stream: AsyncIterator[bytes]) -> int:
+    """Consume a download; return its length."""
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+    return total
+
+
+async def run(sizes: list[int], work_dir: Path) -> list[str]:
+    """Run every measurement and return the table's lines."""
+    rows: dict[str, Row] = {}
+    rss_growth: dict[int, int] = {}
+    key, public = make_key(work_dir)
+    target = BackupTarget(
+        storage=work_dir / "storage",
+        data_dir=work_dir / "data",
+        options={
+            "users": [
+                {
+                    "username": BENCH_USER,
+                    "password": "bench-password-unused",
+                    "read_only": False,
+                    "authorized_keys": [public],
+                }
+            ]
+        },
+    ).start()
+    known_hosts = work_dir / "known_hosts"
+    known_hosts.write_text(target.known_hosts_line() + "\n")
+    folder = target.storage / "backups"
+    client = BackupDriveClient(
+        ServerSettings(
+            host="127.0.0.1",
+            port=target.sftp_port,
+            username=HOMEASSISTANT_USER,
+            password=target.password,
+            host_key=target.host_key,
+            path="/backups",
+        )
+    )
+    entry = BenchEntry("Backup Drive", "bench", BackupDriveData(client=client))
+    agent = BackupDriveAgent(cast(HomeAssistant, None), cast(BackupDriveConfigEntry, entry))
+    try:
+        for gib in sizes:
+            size = gib * GIB
+            source = work_dir / f"source-{gib}g"
+            make_source(source, size)
+            label = f"{gib} GiB"
+
+            backup = agent_backup(f"bench{gib}", size)
+            remote_name = suggested_filename(backup)
+
+            async def open_stream(source: Path = source) -> AsyncIterator[bytes]:
+                return file_stream(source)
+
+            with RssSampler() as rss:
+                seconds = await timed(
+                    agent.async_upload_backup(open_stream=open_stream, backup=backup)
+                )
+            rss_growth[gib] = rss.peak - rss.baseline
+            assert (folder / remote_name).stat().st_size == size
+            rows[f"agent put {label}"] = Row(f"agent upload {label}", size, seconds)
+
+            stream = await agent.async_download_backup(backup.backup_id)
+            start = time.perf_counter()
+            assert await drain(stream) == size
+            rows[f"agent get {label}"] = Row(
+                f"agent download {label}", size, time.perf_counter() - start
+            )
+            await agent.async_delete_backup(backup.backup_id)
+
+            seconds = openssh_sftp(target, key, known_hosts, f"put {source} /backups/openssh.tar\n")
+            rows[f"openssh put {label}"] = Row(f"OpenSSH sftp put {label}", size, seconds)
+            seconds = openssh_sftp(target, key, known_hosts, "get /backups/openssh.tar /dev/null\n")
+            rows[f"openssh get {label}"] = Row(f"OpenSSH sftp get {label}", size, seconds)
+            (folder / "openssh.tar").unlink()
+
+            if gib == min(sizes):
+                seconds = await core_pattern_upload(target, source, "/backups/core.tar")
+                rows["core put"] = Row(f"one await per 64 KiB {label}", size, seconds)
+                (folder / "core.tar").unlink()
+            source.unlink()
+
+        write_sidecars(folder)
+        client.invalidate_cache()
+        listed = 0
+
+        async def list_fresh() -> None:
+            nonlocal listed
+            listed = len(await client.list_backups(fresh=True))
+
+        rows["agent list"] = Row(f"agent list {SIDECARS} backups", 0, await timed(list_fresh()))
+        assert listed == SIDECARS, listed
+        rows["core list"] = Row(
+            f"sequential sidecars {SIDECARS}", 0, await sequential_sidecars(client, target)
+        )
+    finally:
+        await client.close()
+        target.stop()
+    return table(rows, rss_growth, sizes)
+
+
+def table(rows: dict[str, Row], rss_growth: dict[int, int], sizes: list[int]) -> list[str]:
+    """Format the measurements and the targets they are held against."""
+    lines = [f"{'measurement':<34} {'seconds':>8} {'MB/s':>8}"]
+    lines += [f"{row.what:<34} {row.seconds:>8.2f} {row.mb_per_s:>8.1f}" for row in rows.values()]
+    lines += ["", f"{'target':<58} {'measured':>9}  ok"]
+
+    def check(what: str, value: float, goal: float, unit: str = "x", lower: bool = False) -> None:
+        ok = value <= goal if lower else value >= goal
+        lines.append(f"{what:<58} {value:>8.2f}{unit}  {'yes' if ok else 'NO'}")
+
+    for gib in sizes:
+        label = f"{gib} GiB"
+
+        def speed(key: str, label: str = label) -> float:
+            return rows[f"{key} {label}"].mb_per_s
+
+        check(
+            f"agent upload / OpenSSH put ({label}) >= 0.9",
+            speed("agent put") / speed("openssh put"),
+            0.9,
+        )
+        check(
+            f"agent download / OpenSSH get ({label}) >= 1.3",
+            speed("agent get") / speed("openssh get"),
+            1.3,
+        )
+        check(
+            f"agent upload RSS growth ({label}) < 64 MiB",
+            rss_growth[gib] / MIB,
+            64,
+            " MiB",
+            lower=True,
+        )
+    smallest = f"{min(sizes)} GiB"
+    check(
+        f"agent upload / one await per 64 KiB ({smallest}) >= 3",
+        rows[f"agent put {smallest}"].mb_per_s / rows["core put"].mb_per_s,
+        3,
+    )
+    check(
+        f"listing {SIDECARS}: sequential / agent >= 5",
+        rows["core list"].seconds / rows["agent list"].seconds,
+        5,
+    )
+    return lines
+
+
+def main() -> None:
+    """Parse arguments, run, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,4", help="GiB sizes to transfer (default 1,4)")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    for program in ("sftp", "ssh-keygen"):
+        if shutil.which(program) is None:
+            sys.exit(f"{program} is not installed (Debian package openssh-client)")
+    free = shutil.disk_usage(args.work_dir).free
+    if free < 2 * max(sizes) * GIB + GIB:
+        sys.exit(f"{args.work_dir} has {free / GIB:.1f} GiB free; need {2 * max(sizes) + 1} GiB")
+    with tempfile.TemporaryDirectory(prefix="backup-drive-bench-", dir=args.work_dir) as work:
+        lines = asyncio.run(run(sizes, Path(work)), debug=False)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
