@@ -86,9 +86,10 @@ def read_options(options_file: Path) -> dict[str, Any]:
 def users_from_options(options: dict[str, Any]) -> tuple[ExtraUser, ...]:
     """Build the extra accounts from the options' `users` list."""
     users = []
-    for entry in options.get("users") or []:
+    for number, entry in enumerate(options.get("users") or [], start=1):
         if not isinstance(entry, dict) or not entry.get("username"):
-            raise SettingsError(f"each entry of users needs a username: {entry!r}")
+            # Never echo the entry: it may hold a password.
+            raise SettingsError(f"entry {number} of users needs a username")
         keys = entry.get("authorized_keys") or []
         if isinstance(keys, str):
             keys = [line for line in keys.splitlines() if line.strip()]

@@ -136,6 +136,9 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
         if upload is None:
             return
         storage: StorageRoot = self.provider.storage
+        # wsgidav skips close() when a write raised (a full drive): an open handle would keep
+        # the deleted file's space in use until the server restarts.
+        upload.close()
         expected = self._expected_length()
         if with_errors or (expected is not None and upload.written != expected):
             storage.discard_staging(upload.staging)
