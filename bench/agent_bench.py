@@ -56,11 +56,13 @@ BENCH_USER = "bench"
 
 @dataclass
 class Row:
-    """One line of the result table."""
+    """One line of the result table: wall time and the CPU both ends spent."""
 
     what: str
     size: int
     seconds: float
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0
 
     @property
     def mb_per_s(self) -> float:
@@ -107,6 +109,36 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.current())
+
+
+class CpuMeter:
+    """Measure CPU seconds of this process, its finished children, and the server process."""
+
+    def __init__(self, server_pid: int) -> None:
+        """Remember whose CPU to count."""
+        self._server_pid = server_pid
+        self.client = 0.0
+        self.server = 0.0
+
+    def _server_seconds(self) -> float:
+        fields = Path(f"/proc/{self._server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _client_seconds() -> float:
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    def __enter__(self) -> CpuMeter:
+        """Start counting."""
+        self._client_start = self._client_seconds()
+        self._server_start = self._server_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop counting."""
+        self.client = self._client_seconds() - self._client_start
+        self.server = self._server_seconds() - self._server_start
 
 
 def make_source(path: Path, size: int) -> None:
@@ -161,16 +193,19 @@ def openssh_sftp(target: BackupTarget, key: Path, known_hosts: Path, batch: str)
 
 async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -> float:
     """Upload as core's sftp_storage does: default options, one awaited write per chunk."""
-    async with asyncssh.connect(
-        "127.0.0.1",
-        target.sftp_port,
-        username=HOMEASSISTANT_USER,
-        password=target.password,
-        known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
-        client_keys=[],
-        agent_path=None,
-        config=None,
-    ) as connection, connection.start_sftp_client() as sftp:
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            target.sftp_port,
+            username=HOMEASSISTANT_USER,
+            password=target.password,
+            known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
+            client_keys=[],
+            agent_path=None,
+            config=None,
+        ) as connection,
+        connection.start_sftp_client() as sftp,
+    ):
         start = time.perf_counter()
         async with sftp.open(remote, "wb") as file:
             async for block in file_stream(source):
@@ -181,16 +216,19 @@ async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -
 
 async def sequential_sidecars(client: BackupDriveClient, target: BackupTarget) -> float:
     """List as core's sftp_storage does: read the sidecars one after another."""
-    async with asyncssh.connect(
-        "127.0.0.1",
-        target.sftp_port,
-        username=HOMEASSISTANT_USER,
-        password=target.password,
-        known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
-        client_keys=[],
-        agent_path=None,
-        config=None,
-    ) as connection, connection.start_sftp_client() as sftp:
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            target.sftp_port,
+            username=HOMEASSISTANT_USER,
+            password=target.password,
+            known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
+            client_keys=[],
+            agent_path=None,
+            config=None,
+        ) as connection,
+        connection.start_sftp_client() as sftp,
+    ):
         start = time.perf_counter()
         names = [n for n in await sftp.listdir(client.path) if n.endswith(".metadata.json")]
         found = []
@@ -271,6 +309,12 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
     )
     entry = BenchEntry("Backup Drive", "bench", BackupDriveData(client=client))
     agent = BackupDriveAgent(cast(HomeAssistant, None), cast(BackupDriveConfigEntry, entry))
+    assert target.process is not None
+    server_pid = target.process.pid
+
+    def record(key: str, what: str, size: int, seconds: float, cpu: CpuMeter) -> None:
+        rows[key] = Row(what, size, seconds, cpu.client, cpu.server)
+
     try:
         for gib in sizes:
             size = gib * GIB
@@ -284,31 +328,38 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
             async def open_stream(source: Path = source) -> AsyncIterator[bytes]:
                 return file_stream(source)
 
-            with RssSampler() as rss:
+            with RssSampler() as rss, CpuMeter(server_pid) as cpu:
                 seconds = await timed(
                     agent.async_upload_backup(open_stream=open_stream, backup=backup)
                 )
             rss_growth[gib] = rss.peak - rss.baseline
             assert (folder / remote_name).stat().st_size == size
-            rows[f"agent put {label}"] = Row(f"agent upload {label}", size, seconds)
+            record(f"agent put {label}", f"agent upload {label}", size, seconds, cpu)
 
-            stream = await agent.async_download_backup(backup.backup_id)
-            start = time.perf_counter()
-            assert await drain(stream) == size
-            rows[f"agent get {label}"] = Row(
-                f"agent download {label}", size, time.perf_counter() - start
-            )
+            with CpuMeter(server_pid) as cpu:
+                stream = await agent.async_download_backup(backup.backup_id)
+                start = time.perf_counter()
+                assert await drain(stream) == size
+                seconds = time.perf_counter() - start
+            record(f"agent get {label}", f"agent download {label}", size, seconds, cpu)
             await agent.async_delete_backup(backup.backup_id)
 
-            seconds = openssh_sftp(target, key, known_hosts, f"put {source} /backups/openssh.tar\n")
-            rows[f"openssh put {label}"] = Row(f"OpenSSH sftp put {label}", size, seconds)
-            seconds = openssh_sftp(target, key, known_hosts, "get /backups/openssh.tar /dev/null\n")
-            rows[f"openssh get {label}"] = Row(f"OpenSSH sftp get {label}", size, seconds)
+            with CpuMeter(server_pid) as cpu:
+                seconds = openssh_sftp(
+                    target, key, known_hosts, f"put {source} /backups/openssh.tar\n"
+                )
+            record(f"openssh put {label}", f"OpenSSH sftp put {label}", size, seconds, cpu)
+            with CpuMeter(server_pid) as cpu:
+                seconds = openssh_sftp(
+                    target, key, known_hosts, "get /backups/openssh.tar /dev/null\n"
+                )
+            record(f"openssh get {label}", f"OpenSSH sftp get {label}", size, seconds, cpu)
             (folder / "openssh.tar").unlink()
 
             if gib == min(sizes):
-                seconds = await core_pattern_upload(target, source, "/backups/core.tar")
-                rows["core put"] = Row(f"one await per 64 KiB {label}", size, seconds)
+                with CpuMeter(server_pid) as cpu:
+                    seconds = await core_pattern_upload(target, source, "/backups/core.tar")
+                record("core put", f"one await per 64 KiB {label}", size, seconds, cpu)
                 (folder / "core.tar").unlink()
             source.unlink()
 
@@ -320,11 +371,13 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
             nonlocal listed
             listed = len(await client.list_backups(fresh=True))
 
-        rows["agent list"] = Row(f"agent list {SIDECARS} backups", 0, await timed(list_fresh()))
+        with CpuMeter(server_pid) as cpu:
+            seconds = await timed(list_fresh())
         assert listed == SIDECARS, listed
-        rows["core list"] = Row(
-            f"sequential sidecars {SIDECARS}", 0, await sequential_sidecars(client, target)
-        )
+        record("agent list", f"agent list {SIDECARS} backups", 0, seconds, cpu)
+        with CpuMeter(server_pid) as cpu:
+            seconds = await sequential_sidecars(client, target)
+        record("core list", f"sequential sidecars {SIDECARS}", 0, seconds, cpu)
     finally:
         await client.close()
         target.stop()
@@ -333,8 +386,14 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
 
 def table(rows: dict[str, Row], rss_growth: dict[int, int], sizes: list[int]) -> list[str]:
     """Format the measurements and the targets they are held against."""
-    lines = [f"{'measurement':<34} {'seconds':>8} {'MB/s':>8}"]
-    lines += [f"{row.what:<34} {row.seconds:>8.2f} {row.mb_per_s:>8.1f}" for row in rows.values()]
+    lines = [
+        f"{'measurement':<34} {'seconds':>8} {'MB/s':>8} {'client CPU s':>13} {'server CPU s':>13}"
+    ]
+    lines += [
+        f"{row.what:<34} {row.seconds:>8.2f} {row.mb_per_s:>8.1f} "
+        f"{row.client_cpu:>13.2f} {row.server_cpu:>13.2f}"
+        for row in rows.values()
+    ]
     lines += ["", f"{'target':<58} {'measured':>9}  ok"]
 
     def check(what: str, value: float, goal: float, unit: str = "x", lower: bool = False) -> None:
@@ -384,6 +443,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,4", help="GiB sizes to transfer (default 1,4)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     sizes = sorted(int(size) for size in args.sizes.split(","))
     for program in ("sftp", "ssh-keygen"):
         if shutil.which(program) is None:
