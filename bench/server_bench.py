@@ -336,7 +336,10 @@ def start_ours(
         extra_args=list(server_args),
     )
     stack.callback(target.stop)
-    target.start()
+    try:
+        target.start()
+    except RuntimeError as err:
+        raise SystemExit(f"backup-drive-server did not start: {err}") from None
     return target
 
 
