@@ -228,6 +228,34 @@ async def test_corrupted_sidecar_is_skipped_and_logged(
     assert "/backups/.bad00002.metadata.json" in logged
 
 
+async def test_listing_follows_changes_on_the_drive(
+    backup_target: BackupTarget,
+    backup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Sidecars added, rewritten or removed behind our back show in the next fresh listing."""
+    client = backup_entry.runtime_data.client
+    first = make_backup("11110001", 3, name="First")
+    write_core_sftp_backup(backup_target, first, b"abc")
+    (backups_dir(backup_target) / ".bad00003.metadata.json").write_text("{")
+    with caplog.at_level(logging.ERROR):
+        assert set(await client.list_backups(fresh=True)) == {"11110001"}
+        assert set(await client.list_backups(fresh=True)) == {"11110001"}
+    assert caplog.text.count(".bad00003.metadata.json") == 1, "an unchanged bad file logs once"
+
+    write_core_sftp_backup(backup_target, make_backup("11110001", 3, name="Renamed"), b"abc")
+    write_core_sftp_backup(backup_target, make_backup("22220002", 4, name="Second"), b"abcd")
+    listed = await client.list_backups(fresh=True)
+    assert {k: v.backup.name for k, v in listed.items()} == {
+        "11110001": "Renamed",
+        "22220002": "Second",
+    }
+
+    (backups_dir(backup_target) / ".11110001.metadata.json").unlink()
+    assert set(await client.list_backups(fresh=True)) == {"22220002"}
+
+
 async def test_unknown_backup_id(
     backup_entry: MockConfigEntry, hass: HomeAssistant, hass_client: ClientSessionGenerator
 ) -> None:

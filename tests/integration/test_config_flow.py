@@ -140,15 +140,38 @@ async def test_discovery_unchanged_keeps_entry(
     assert entry.runtime_data.client is client, "an unchanged message must not reload the entry"
 
 
-async def test_discovery_incomplete_payload_aborts(hass: HomeAssistant) -> None:
-    """A payload without the contract's keys is refused, not half-configured."""
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"host": "backup-drive", "port": 2222},
+        {
+            "host": "backup-drive",
+            "port": "not a port",
+            "username": "homeassistant",
+            "password": "secret-in-a-bad-message",
+            "host_key": "ssh-ed25519 AAAA",
+            "path": "/backups",
+        },
+        {
+            "host": "backup-drive",
+            "port": 2222,
+            "username": "homeassistant",
+            "password": "secret-in-a-bad-message",
+            "host_key": "not a key",
+            "path": "/backups",
+        },
+    ],
+)
+async def test_discovery_bad_payload_aborts(
+    hass: HomeAssistant, config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A payload without the contract's keys, or with garbage in them, is refused unlogged."""
     result = await hass.config_entries.flow.async_init(
-        DOMAIN,
-        context={"source": SOURCE_HASSIO},
-        data=discovery({"host": "backup-drive", "port": 2222}),
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(config)
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "invalid_discovery_info"
+    assert "secret-in-a-bad-message" not in caplog.text
 
 
 async def test_discovery_host_key_mismatch(

@@ -115,6 +115,9 @@ class StoredBackup:
     size: int | None = None
 
 
+type _SidecarRecord = tuple[tuple[int | None, int | None], StoredBackup | None]
+
+
 @dataclass(frozen=True, kw_only=True)
 class UploadResult:
     """What was written: size and sha256 of the archive."""
@@ -328,6 +331,8 @@ class BackupDriveClient:
         self._connect_lock = asyncio.Lock()
         self._cache: dict[str, StoredBackup] | None = None
         self._cache_expires = 0.0
+        # Every sidecar read so far, by name, with the (size, mtime) it had then.
+        self._sidecars: dict[str, _SidecarRecord] = {}
         self.server_version: str | None = None
 
     @property
@@ -531,29 +536,48 @@ class BackupDriveClient:
         return stored
 
     async def _read_all_sidecars(self, sftp: SFTPClient) -> dict[str, StoredBackup]:
-        """Read every metadata file in the folder, many at a time."""
+        """Read the metadata files that are new or changed since the last listing, many at once.
+
+        The directory listing carries each file's size and modification time; a sidecar whose
+        both are unchanged is not read again (nor its error logged again).
+        """
         try:
             entries = await sftp.readdir(self.path)
         except asyncssh.SFTPNoSuchFile as err:
             raise FolderMissing(f"The folder {self.path} does not exist") from err
-        names = [
-            name
+        current: dict[str, tuple[int | None, int | None]] = {
+            name: (entry.attrs.size, entry.attrs.mtime)
             for entry in entries
             if isinstance(name := entry.filename, str)
             and name.startswith(".")
             and name.endswith(SIDECAR_SUFFIX)
-        ]
+        }
+        known = self._sidecars
         limit = asyncio.Semaphore(SIDECAR_READS_IN_FLIGHT)
 
-        async def read_one(name: str) -> StoredBackup | None:
+        async def read_one(name: str) -> tuple[str, _SidecarRecord] | None:
             async with limit:
                 try:
-                    return await self._read_sidecar(sftp, name)
+                    return name, (current[name], await self._read_sidecar(sftp, name))
                 except BackupFileMissing:
                     return None  # deleted while we listed
 
-        found = await asyncio.gather(*(read_one(name) for name in names))
-        return {stored.backup.backup_id: stored for stored in found if stored is not None}
+        changed = [
+            name
+            for name, stamp in current.items()
+            if None in stamp or name not in known or known[name][0] != stamp
+        ]
+        fresh = dict(r for r in await asyncio.gather(*map(read_one, changed)) if r is not None)
+        self._sidecars = {
+            name: fresh.get(name) or known[name]
+            for name in current
+            if name in fresh or name in known
+        }
+        return {
+            stored.backup.backup_id: stored
+            for _, stored in self._sidecars.values()
+            if stored is not None
+        }
 
     async def _read_sidecar(self, sftp: SFTPClient, name: str) -> StoredBackup | None:
         """Read one metadata file; None (and a log line) when it cannot be understood."""
@@ -598,10 +622,11 @@ class BackupDriveClient:
         final = self._remote(file_name)
         temp = self._remote(f".{file_name}.partial-{secrets.token_hex(4)}")
         self.invalidate_cache()
-        sftp = await self._open_session()
+        # Nothing of the stream is consumed yet, so opening may reconnect a dropped session.
+        file, sftp = await self._run(what, lambda sftp: self._open_for_writing(sftp, temp))
         try:
             try:
-                result = await self._write_archive(sftp, stream, temp, backup.size, on_progress)
+                result = await self._write_archive(file, stream, backup.size, on_progress)
                 await self._rename(sftp, temp, final)
             except BaseException:
                 await self._remove_quietly(sftp, temp)
@@ -623,17 +648,20 @@ class BackupDriveClient:
         LOGGER.debug("Uploaded %s (%d bytes, sha256 %s)", final, result.size, result.sha256)
         return result
 
+    @staticmethod
+    async def _open_for_writing(sftp: SFTPClient, path: str) -> tuple[SFTPClientFile, SFTPClient]:
+        """Create a file; return it with the session it belongs to."""
+        return await sftp.open(path, "wb"), sftp
+
     async def _write_archive(
         self,
-        sftp: SFTPClient,
+        file: SFTPClientFile,
         stream: AsyncIterator[bytes],
-        path: str,
         expected_size: int,
         on_progress: Callable[[int], None] | None,
     ) -> UploadResult:
         """Re-block the stream into large writes with several in flight, hashing as it goes."""
         hasher = _BackgroundHasher(WRITES_IN_FLIGHT)
-        file = await sftp.open(path, "wb")
         writer = _BlockWriter(file, WRITES_IN_FLIGHT, on_progress)
 
         async def send(block: bytes) -> None:

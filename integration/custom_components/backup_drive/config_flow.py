@@ -126,18 +126,25 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
         """Take the add-on's discovery message."""
         config = discovery_info.config
-        if any(key not in config for key in DISCOVERY_KEYS):
-            LOGGER.error("Discovery message from %s lacks keys: %s", discovery_info.slug, config)
+        try:
+            data: dict[str, Any] = {
+                CONF_HOST: str(config["host"]),
+                CONF_PORT: int(config["port"]),
+                CONF_USERNAME: str(config["username"]),
+                CONF_PASSWORD: str(config["password"]),
+                CONF_HOST_KEY: str(config["host_key"]),
+                CONF_PATH: normalize_path(str(config["path"])),
+                CONF_ADDON_SLUG: discovery_info.slug,
+            }
+            fingerprint(data[CONF_HOST_KEY])
+        except (KeyError, ValueError, TypeError, BackupDriveError):
+            # Never log the message itself: it holds the password.
+            LOGGER.error(
+                "The discovery message of %s lacks or garbles one of %s",
+                discovery_info.slug,
+                ", ".join(DISCOVERY_KEYS),
+            )
             return self.async_abort(reason="invalid_discovery_info")
-        data = {
-            CONF_HOST: str(config["host"]),
-            CONF_PORT: int(config["port"]),
-            CONF_USERNAME: str(config["username"]),
-            CONF_PASSWORD: str(config["password"]),
-            CONF_HOST_KEY: str(config["host_key"]),
-            CONF_PATH: normalize_path(str(config["path"])),
-            CONF_ADDON_SLUG: discovery_info.slug,
-        }
         await self.async_set_unique_id(discovery_info.uuid)
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(
             DOMAIN, discovery_info.uuid
