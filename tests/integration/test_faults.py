@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from homeassistant.components.backup import (
     BackupAgentError,
+    BackupNotFound,
     suggested_filename,
 )
 from homeassistant.components.backup.agent import BackupAgentUnreachableError
@@ -96,6 +97,19 @@ async def test_server_stops_mid_upload(
     assert [b.backup_id for b in listed] == ["0001aaaa"]
     stream = await agent.async_download_backup("0001aaaa")
     assert b"".join([chunk async for chunk in stream]) == kept_data
+
+
+async def test_folder_gone_while_loaded(
+    backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """An upload into a folder that vanished (drive unmounted) says so; it is no 'not found'."""
+    backups_dir(backup_target).rmdir()
+    agent = agent_of(hass, backup_entry)
+    with pytest.raises(BackupAgentError, match="does not exist") as caught:
+        await upload(agent, make_backup("0005eeee", 10), b"0123456789")
+    assert not isinstance(caught.value, BackupNotFound)
+    with pytest.raises(BackupAgentError, match="does not exist"):
+        await agent.async_list_backups()
 
 
 async def test_unreachable_while_loaded_is_reported(

@@ -525,7 +525,11 @@ class BackupDriveClient:
         """Return one backup, raising BackupFileMissing when it is not on the drive."""
         if "/" in backup_id or backup_id.startswith(".") or not backup_id:
             raise BackupFileMissing(f"Backup {backup_id!r} not found")
-        if self._cache is not None and backup_id in self._cache:
+        if (
+            self._cache is not None
+            and time.monotonic() < self._cache_expires
+            and backup_id in self._cache
+        ):
             return self._cache[backup_id]
         stored = await self._run(
             f"Reading backup {backup_id}",
@@ -648,10 +652,14 @@ class BackupDriveClient:
         LOGGER.debug("Uploaded %s (%d bytes, sha256 %s)", final, result.size, result.sha256)
         return result
 
-    @staticmethod
-    async def _open_for_writing(sftp: SFTPClient, path: str) -> tuple[SFTPClientFile, SFTPClient]:
+    async def _open_for_writing(
+        self, sftp: SFTPClient, path: str
+    ) -> tuple[SFTPClientFile, SFTPClient]:
         """Create a file; return it with the session it belongs to."""
-        return await sftp.open(path, "wb"), sftp
+        try:
+            return await sftp.open(path, "wb"), sftp
+        except asyncssh.SFTPNoSuchFile as err:
+            raise FolderMissing(f"The folder {self.path} does not exist") from err
 
     async def _write_archive(
         self,
