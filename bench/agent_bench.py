@@ -42,8 +42,8 @@ from custom_components.backup_drive.backup import BackupDriveAgent  # noqa: E402
 from custom_components.backup_drive.client import (  # noqa: E402
     BackupDriveClient,
     ServerSettings,
-    sidecar_name,
 )
+from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget  # noqa: E402
 
 MIB = 1024 * 1024

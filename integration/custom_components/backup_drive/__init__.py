@@ -19,15 +19,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 
-from .client import (
-    AccessDenied,
-    BackupDriveClient,
-    BackupDriveError,
-    FolderMissing,
-    HostKeyMismatch,
-    InvalidAuth,
-    ServerSettings,
-)
+from .client import BackupDriveClient, ServerSettings
 from .const import (
     CONF_HOST_KEY,
     CONF_PATH,
@@ -37,6 +29,7 @@ from .const import (
     ISSUE_HOST_KEY_MISMATCH,
     LOGGER,
 )
+from .errors import AccessDenied, BackupDriveError, FolderMissing, HostKeyMismatch, InvalidAuth
 
 
 @dataclass(kw_only=True)

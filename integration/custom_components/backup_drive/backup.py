@@ -18,14 +18,8 @@ from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.core import HomeAssistant, callback
 
 from . import BackupDriveConfigEntry, async_raise_host_key_issue
-from .client import (
-    BackupDriveError,
-    BackupFileMissing,
-    CannotConnect,
-    HostKeyMismatch,
-    InvalidAuth,
-)
 from .const import DATA_BACKUP_AGENT_LISTENERS, DOMAIN, LOGGER
+from .errors import BackupDriveError, BackupFileMissing, CannotConnect, HostKeyMismatch, InvalidAuth
 
 # While Home Assistant writes the archive locally, touch the drive often enough that a USB disk
 # with a typical spin-down timer (a few minutes) is still spinning when the upload starts.

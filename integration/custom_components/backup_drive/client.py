@@ -1,24 +1,38 @@
-"""Talk SFTP to a Backup Drive (or any SFTP server): every asyncssh call lives here."""
+"""Talk SFTP to a Backup Drive (or any SFTP server): the session and every file operation."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import posixpath
 import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import asyncssh
 from asyncssh import SFTPClient, SFTPClientFile, SSHClientConnection
 from homeassistant.components.backup import AgentBackup
 
 from .const import LOGGER
+from .errors import (
+    CONNECTION_ERRORS,
+    AccessDenied,
+    BackupDriveError,
+    BackupFileMissing,
+    CannotConnect,
+    FolderMissing,
+    HostKeyMismatch,
+    InvalidAuth,
+    InvalidPrivateKey,
+    TransferFailed,
+    describe_error,
+    translate_error,
+)
+from .sidecar import SIDECAR_SUFFIX, StoredBackup, parse_sidecar, sidecar_content, sidecar_name
+from .transfer import BackgroundHasher, BlockWriter, check_size, read_exactly
 
 # Round trips, not bandwidth, limit SFTP on a fast link: large blocks with several requests in
 # flight keep the pipe full (BRIEF.md section 3). Memory stays bounded by block size * in flight.
@@ -36,60 +50,12 @@ CLEANUP_TIMEOUT: Final = 10.0
 LIST_CACHE_SECONDS: Final = 30.0
 SIDECAR_READS_IN_FLIGHT: Final = 64
 SIDECAR_READ_SIZE: Final = 256 * 1024
-SIDECAR_SUFFIX: Final = ".metadata.json"
 # AES-GCM runs on the CPU's AES instructions; asyncssh's default, chacha20-poly1305, is slower
 # on every machine we measured. The rest of asyncssh's defaults follow as fallbacks.
 ENCRYPTION_ALGS: Final = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 KEEPALIVE_INTERVAL: Final = 30
 RECEIVE_WINDOW: Final = 2 * READS_IN_FLIGHT * READ_BLOCK_SIZE
 RECEIVE_PACKET_SIZE: Final = 256 * 1024
-
-
-class BackupDriveError(Exception):
-    """Something went wrong talking to the drive; the message is meant for the user."""
-
-
-class CannotConnect(BackupDriveError):
-    """The server cannot be reached, or the connection dropped."""
-
-
-class InvalidAuth(BackupDriveError):
-    """The server refused the user name, password or key."""
-
-
-class InvalidPrivateKey(BackupDriveError):
-    """The private key given cannot be read."""
-
-
-class HostKeyMismatch(BackupDriveError):
-    """The server presented a host key other than the one we trust."""
-
-    def __init__(self, message: str, *, expected: str, offered: str | None) -> None:
-        """Remember both fingerprints for the repair issue."""
-        super().__init__(message)
-        self.expected_fingerprint = expected
-        self.offered_fingerprint = offered
-        self.offered_key: str | None = None
-
-
-class FolderMissing(BackupDriveError):
-    """The backup folder does not exist or is not a folder."""
-
-
-class AccessDenied(BackupDriveError):
-    """The server refused access to a file or folder."""
-
-
-class DriveFull(BackupDriveError):
-    """The drive has no space left."""
-
-
-class BackupFileMissing(BackupDriveError):
-    """A backup archive or its metadata file does not exist."""
-
-
-class TransferFailed(BackupDriveError):
-    """Any other failure while reading or writing."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,16 +69,6 @@ class ServerSettings:
     private_key: str | None = field(default=None, repr=False)
     host_key: str
     path: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredBackup:
-    """A backup found on the drive: its metadata and where its archive is."""
-
-    backup: AgentBackup
-    file_name: str
-    sha256: str | None = None
-    size: int | None = None
 
 
 type _SidecarRecord = tuple[tuple[int | None, int | None], StoredBackup | None]
@@ -146,11 +102,6 @@ def fingerprint(host_key: str) -> str:
         raise TransferFailed(f"The stored host key cannot be read: {err}") from err
 
 
-def sidecar_name(backup_id: str) -> str:
-    """Return the name of the metadata file core's sftp_storage uses for a backup."""
-    return f".{backup_id}{SIDECAR_SUFFIX}"
-
-
 def check_private_key(private_key: str) -> None:
     """Raise InvalidPrivateKey unless the text is an unencrypted private key."""
     try:
@@ -165,56 +116,10 @@ async def fetch_host_key(host: str, port: int, connect_timeout: float = CONNECT_
         async with asyncio.timeout(connect_timeout):
             key = await asyncssh.get_server_host_key(host, port, config=None)
     except (OSError, TimeoutError, asyncssh.Error) as err:
-        raise CannotConnect(f"Cannot connect to {host}:{port}: {_describe(err)}") from err
+        raise CannotConnect(f"Cannot connect to {host}:{port}: {describe_error(err)}") from err
     if key is None:
         raise CannotConnect(f"{host}:{port} did not present a host key")
     return host_key_line(key)
-
-
-def _describe(err: BaseException) -> str:
-    """Return a short human description of a library or OS error."""
-    if isinstance(err, TimeoutError):
-        return "timed out"
-    if isinstance(err, asyncssh.SFTPError | asyncssh.DisconnectError):
-        return err.reason or type(err).__name__
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    return str(err) or type(err).__name__
-
-
-_CONNECTION_ERRORS: Final = (
-    asyncssh.SFTPConnectionLost,
-    asyncssh.SFTPNoConnection,
-    asyncssh.ConnectionLost,
-    asyncssh.ChannelOpenError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def _translate(err: Exception, what: str) -> BackupDriveError:
-    """Turn an asyncssh or OS error into the matching BackupDriveError."""
-    reason = _describe(err)
-    if isinstance(err, asyncssh.SFTPNoSuchFile | FileNotFoundError):
-        return BackupFileMissing(f"{what}: no such file")
-    if isinstance(err, asyncssh.SFTPPermissionDenied | PermissionError):
-        return AccessDenied(f"{what}: permission denied")
-    if isinstance(err, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded) or (
-        "space" in reason.lower() or "quota" in reason.lower()
-    ):
-        return DriveFull(f"{what}: the drive is full ({reason})")
-    if isinstance(err, (*_CONNECTION_ERRORS, asyncssh.DisconnectError)):
-        return CannotConnect(f"{what}: the connection to the drive was lost ({reason})")
-    return TransferFailed(f"{what}: {reason}")
-
-
-def _check_size(written: int, expected: int) -> None:
-    """Raise when the stream ended at another size than Home Assistant announced."""
-    if expected and written != expected:
-        raise TransferFailed(
-            f"The backup stream ended after {written} bytes, {expected} were expected; "
-            "nothing was kept"
-        )
 
 
 class _ConnectionWatcher(asyncssh.SSHClient):
@@ -227,93 +132,6 @@ class _ConnectionWatcher(asyncssh.SSHClient):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection."""
         self._on_lost()
-
-
-class _BackgroundHasher:
-    """SHA-256 blocks in order on a worker thread, so the event loop keeps sending meanwhile.
-
-    hashlib releases the GIL for large buffers: on a two-core machine hashing on the loop costs
-    as much time as encrypting the stream does.
-    """
-
-    def __init__(self, limit: int) -> None:
-        """Allow `limit` blocks to wait for hashing."""
-        self._hash = hashlib.sha256()
-        self._limit = limit
-        self._pending: deque[asyncio.Task[None]] = deque()
-
-    async def add(self, block: bytes) -> None:
-        """Queue a block after the ones before it."""
-        while len(self._pending) >= self._limit:
-            await self._pending.popleft()
-        previous = self._pending[-1] if self._pending else None
-        self._pending.append(asyncio.create_task(self._update_after(previous, block)))
-
-    async def _update_after(self, previous: asyncio.Task[None] | None, block: bytes) -> None:
-        """Hash one block once the previous one is in."""
-        if previous is not None:
-            await previous
-        await asyncio.get_running_loop().run_in_executor(None, self._hash.update, block)
-
-    async def hexdigest(self) -> str:
-        """Return the digest of everything queued."""
-        while self._pending:
-            await self._pending.popleft()
-        return self._hash.hexdigest()
-
-    async def cancel(self) -> None:
-        """Abandon the queued blocks."""
-        for task in self._pending:
-            task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
-        self._pending.clear()
-
-
-class _BlockWriter:
-    """Write blocks at increasing offsets with a few writes in flight."""
-
-    def __init__(
-        self, file: SFTPClientFile, in_flight: int, on_progress: Callable[[int], None] | None
-    ) -> None:
-        """Start at offset 0."""
-        self._file = file
-        self._in_flight = in_flight
-        self._on_progress = on_progress
-        self._tasks: set[asyncio.Task[int]] = set()
-        self.offset = 0
-        self.written = 0
-
-    async def submit(self, block: bytes) -> None:
-        """Queue one block, waiting while the pipe is full."""
-        while len(self._tasks) >= self._in_flight:
-            await self._collect(asyncio.FIRST_COMPLETED)
-        self._tasks.add(asyncio.create_task(self._file.write(block, self.offset)))
-        self.offset += len(block)
-
-    async def drain(self) -> None:
-        """Wait for every queued block."""
-        while self._tasks:
-            await self._collect(asyncio.ALL_COMPLETED)
-
-    async def cancel(self) -> None:
-        """Abandon the queued blocks."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    async def _collect(self, return_when: str) -> None:
-        """Wait for finished writes, raising the first failure."""
-        done, pending = await asyncio.wait(self._tasks, return_when=return_when)
-        self._tasks = pending
-        # Look at every finished write, so that no failure goes unretrieved.
-        failures = [error for task in done if (error := task.exception()) is not None]
-        if failures:
-            raise failures[0]
-        for task in done:
-            self.written += task.result()
-        if self._on_progress is not None:
-            self._on_progress(self.written)
 
 
 class BackupDriveClient:
@@ -421,7 +239,7 @@ class BackupDriveClient:
             raise InvalidAuth(f"{where} refused the login of {settings.username}") from err
         except (OSError, TimeoutError, asyncssh.Error) as err:
             await self.close()
-            raise CannotConnect(f"Cannot connect to {where}: {_describe(err)}") from err
+            raise CannotConnect(f"Cannot connect to {where}: {describe_error(err)}") from err
         self._sftp = sftp
         self.server_version = connection.get_extra_info("server_version")
         LOGGER.debug("Connected to %s (%s)", where, self.server_version)
@@ -461,13 +279,13 @@ class BackupDriveClient:
                 return await operation(sftp)
             except BackupDriveError:
                 raise
-            except _CONNECTION_ERRORS as err:
+            except CONNECTION_ERRORS as err:
                 await self.close()
                 if attempt == 2:
-                    raise _translate(err, what) from err
+                    raise translate_error(err, what) from err
                 LOGGER.debug("%s: connection dropped, reconnecting", what)
             except (OSError, asyncssh.Error) as err:
-                raise _translate(err, what) from err
+                raise translate_error(err, what) from err
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def check_folder(self) -> None:
@@ -594,24 +412,7 @@ class BackupDriveClient:
                     raw += rest
         except asyncssh.SFTPNoSuchFile as err:
             raise BackupFileMissing(f"{path} not found") from err
-        try:
-            data = json.loads(raw)
-            backup = AgentBackup.from_dict(data["metadata"])
-            file_name = posixpath.basename(str(data["file_path"]))
-            sha256 = data.get("sha256")
-            size = data.get("size")
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            LOGGER.error("Ignoring %s: it is not a valid backup metadata file (%r)", path, err)
-            return None
-        if file_name in ("", ".", "..") or not isinstance(backup.backup_id, str):
-            LOGGER.error("Ignoring %s: it names no usable archive", path)
-            return None
-        return StoredBackup(
-            backup=backup,
-            file_name=file_name,
-            sha256=sha256 if isinstance(sha256, str) else None,
-            size=size if isinstance(size, int) else None,
-        )
+        return parse_sidecar(raw, path)
 
     async def upload(
         self,
@@ -644,9 +445,9 @@ class BackupDriveClient:
         except BackupDriveError:
             raise
         except (OSError, asyncssh.Error) as err:
-            if isinstance(err, _CONNECTION_ERRORS):
+            if isinstance(err, CONNECTION_ERRORS):
                 await self.close()
-            raise _translate(err, what) from err
+            raise translate_error(err, what) from err
         finally:
             self.invalidate_cache()
         LOGGER.debug("Uploaded %s (%d bytes, sha256 %s)", final, result.size, result.sha256)
@@ -669,8 +470,8 @@ class BackupDriveClient:
         on_progress: Callable[[int], None] | None,
     ) -> UploadResult:
         """Re-block the stream into large writes with several in flight, hashing as it goes."""
-        hasher = _BackgroundHasher(WRITES_IN_FLIGHT)
-        writer = _BlockWriter(file, WRITES_IN_FLIGHT, on_progress)
+        hasher = BackgroundHasher(WRITES_IN_FLIGHT)
+        writer = BlockWriter(file, WRITES_IN_FLIGHT, on_progress)
 
         async def send(block: bytes) -> None:
             await hasher.add(block)
@@ -693,7 +494,7 @@ class BackupDriveClient:
             if parts:
                 await send(b"".join(parts))
             await writer.drain()
-            _check_size(writer.offset, expected_size)
+            check_size(writer.offset, expected_size)
             with contextlib.suppress(asyncssh.SFTPOpUnsupported):
                 await file.fsync()
             await file.close()
@@ -711,17 +512,12 @@ class BackupDriveClient:
         self, sftp: SFTPClient, backup: AgentBackup, file_name: str, result: UploadResult
     ) -> None:
         """Write the metadata file under a temporary name and rename it into place."""
-        sidecar: dict[str, Any] = {
-            "file_path": self._remote(file_name),
-            "metadata": backup.as_dict(),
-            "sha256": result.sha256,
-            "size": result.size,
-        }
+        sidecar = sidecar_content(backup, self._remote(file_name), result.sha256, result.size)
         final = self._remote(sidecar_name(backup.backup_id))
         temp = f"{final}.partial-{secrets.token_hex(4)}"
         try:
             async with sftp.open(temp, "wb") as file:
-                await file.write(json.dumps(sidecar).encode())
+                await file.write(sidecar)
             await self._rename(sftp, temp, final)
         except BaseException:
             await self._remove_quietly(sftp, temp)
@@ -770,7 +566,7 @@ class BackupDriveClient:
             while True:
                 while len(tasks) < READS_IN_FLIGHT and offset < size:
                     length = min(READ_BLOCK_SIZE, size - offset)
-                    tasks.append(asyncio.create_task(self._read_exactly(file, offset, length)))
+                    tasks.append(asyncio.create_task(read_exactly(file, offset, length)))
                     offset += length
                 if not tasks:
                     return
@@ -779,7 +575,7 @@ class BackupDriveClient:
                 except BackupDriveError:
                     raise
                 except (OSError, asyncssh.Error) as err:
-                    raise _translate(err, f"Reading {name}") from err
+                    raise translate_error(err, f"Reading {name}") from err
                 yield data
         finally:
             for task in tasks:
@@ -788,17 +584,6 @@ class BackupDriveClient:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLEANUP_TIMEOUT):
                     await file.close()
-
-    @staticmethod
-    async def _read_exactly(file: SFTPClientFile, offset: int, length: int) -> bytes:
-        """Read `length` bytes at `offset`, looping over short reads."""
-        data: bytes = await file.read(length, offset)
-        while len(data) < length:
-            more: bytes = await file.read(length - len(data), offset + len(data))
-            if not more:
-                raise TransferFailed("The backup file became shorter while it was read")
-            data += more
-        return data
 
     async def delete(self, stored: StoredBackup) -> None:
         """Remove an archive and its sidecar (either may already be gone)."""

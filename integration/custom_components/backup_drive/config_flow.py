@@ -17,14 +17,7 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from . import settings_from_data
 from .client import (
-    AccessDenied,
     BackupDriveClient,
-    BackupDriveError,
-    CannotConnect,
-    FolderMissing,
-    HostKeyMismatch,
-    InvalidAuth,
-    InvalidPrivateKey,
     check_private_key,
     fetch_host_key,
     fingerprint,
@@ -40,6 +33,15 @@ from .const import (
     DISCOVERY_KEYS,
     DOMAIN,
     LOGGER,
+)
+from .errors import (
+    AccessDenied,
+    BackupDriveError,
+    CannotConnect,
+    FolderMissing,
+    HostKeyMismatch,
+    InvalidAuth,
+    InvalidPrivateKey,
 )
 
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
