@@ -318,6 +318,36 @@ async def test_pre_and_post_backup(backup_entry: MockConfigEntry, hass: HomeAssi
     assert task.cancelled()
 
 
+async def test_pre_backup_never_blocks_a_backup(
+    backup_target: BackupTarget,
+    backup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the drive away, pre-backup logs a warning instead of failing every location."""
+    await hass.async_add_executor_job(backup_target.stop)
+    await backup_platform.async_pre_backup(hass)
+    assert "did not wake up before the backup" in caplog.text
+    await backup_platform.async_post_backup(hass)
+
+
+async def test_one_connection_serves_every_call(
+    backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """Upload, list, get, download and delete share the session opened at setup."""
+    agent = agent_of(hass, backup_entry)
+    data = os.urandom(3 * 1024 * 1024)
+    backup = make_backup("c0de0001", len(data))
+    await upload(agent, backup, data)
+    backup_entry.runtime_data.client.invalidate_cache()
+    assert [b.backup_id for b in await agent.async_list_backups()] == ["c0de0001"]
+    assert await agent.async_get_backup("c0de0001") == backup
+    stream = await agent.async_download_backup("c0de0001")
+    assert b"".join([chunk async for chunk in stream]) == data
+    await agent.async_delete_backup("c0de0001")
+    assert backup_target.log.count("SFTP login as") == 1, backup_target.log
+
+
 async def test_diagnostics_redact_secrets(
     backup_target: BackupTarget,
     backup_entry: MockConfigEntry,
