@@ -88,7 +88,7 @@ async def serve(settings: ServerSettings) -> None:
                  SHUTDOWN_GRACE_SECONDS)  # fmt: skip
     sftp.close()
     # Both servers drain at the same time, so the whole stop stays within one grace period.
-    await asyncio.gather(asyncio.to_thread(webdav.stop), _wait_for_sftp_sessions(context))
+    await asyncio.gather(asyncio.to_thread(webdav.stop), _wait_for_sftp_transfers(context))
     for conn in list(context.connections):
         conn.abort()
     # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
@@ -100,9 +100,9 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("Stopped")
 
 
-async def _wait_for_sftp_sessions(context: SFTPContext) -> None:
+async def _wait_for_sftp_transfers(context: SFTPContext) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
-    # Sessions end on their own schedule; polling a set is simpler than an event per session.
-    while context.connections and loop.time() < deadline:  # noqa: ASYNC110
+    # Only sessions with a file open are waited for; idle ones are closed straight away.
+    while context.open_files > 0 and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
