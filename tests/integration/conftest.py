@@ -12,9 +12,7 @@ from homeassistant.config_entries import SOURCE_HASSIO
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.backup import async_initialize_backup
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
-    MockConfigEntry,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 INTEGRATION_ROOT = Path(__file__).resolve().parents[2] / "integration"
 # Home Assistant imports a package named custom_components from its own testing folder at the
