@@ -558,17 +558,18 @@ def bench_sftp(
 ) -> dict[str, dict[str, Series]]:
     """Time OpenSSH sftp put/get against each SFTP endpoint."""
 
-    def put(side: str) -> Sample:
+    def transfer(side: str, verb: str, source: Path | str, destination: Path | str) -> Sample:
+        """Run one sftp batch command (put or get) against a side."""
         endpoint = endpoints[side]
-        batch = f'put "{payload.path}" "{endpoint.remote_path}"\n'.encode()
+        batch = f'{verb} "{source}" "{destination}"\n'.encode()
         command = sftp_command(tools, endpoint, key, *plan.sftp_options)
         return timed(command, endpoint.pid, plan.timeout, batch)
 
+    def put(side: str) -> Sample:
+        return transfer(side, "put", payload.path, endpoints[side].remote_path)
+
     def get(side: str, destination: Path) -> Sample:
-        endpoint = endpoints[side]
-        batch = f'get "{endpoint.remote_path}" "{destination}"\n'.encode()
-        command = sftp_command(tools, endpoint, key, *plan.sftp_options)
-        return timed(command, endpoint.pid, plan.timeout, batch)
+        return transfer(side, "get", endpoints[side].remote_path, destination)
 
     return run_pair(
         plan=plan,
@@ -592,19 +593,18 @@ def bench_webdav(
 ) -> dict[str, dict[str, Series]]:
     """Time curl PUT/GET against each WebDAV endpoint."""
 
-    def put(side: str) -> Sample:
+    def curl(side: str, *args: str) -> Sample:
+        """Run curl with these transfer arguments against a side's URL."""
         endpoint = endpoints[side]
-        command = [tools.curl, "-sS", "-f", "-K", "-", endpoint.auth_flag]
-        command += ["-T", str(payload.path), "-o", "/dev/null", endpoint.url]
+        command = [tools.curl, "-sS", "-f", "-K", "-", endpoint.auth_flag, *args, endpoint.url]
         credentials = curl_credentials(endpoint.user, endpoint.password)
         return timed(command, endpoint.pid, plan.timeout, credentials)
 
+    def put(side: str) -> Sample:
+        return curl(side, "-T", str(payload.path), "-o", "/dev/null")
+
     def get(side: str, destination: Path) -> Sample:
-        endpoint = endpoints[side]
-        command = [tools.curl, "-sS", "-f", "-K", "-", endpoint.auth_flag]
-        command += ["-o", str(destination), endpoint.url]
-        credentials = curl_credentials(endpoint.user, endpoint.password)
-        return timed(command, endpoint.pid, plan.timeout, credentials)
+        return curl(side, "-o", str(destination))
 
     return run_pair(
         plan=plan,
