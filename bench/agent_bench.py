@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -191,8 +192,9 @@ def openssh_sftp(target: BackupTarget, key: Path, known_hosts: Path, batch: str)
     return time.perf_counter() - start
 
 
-async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -> float:
-    """Upload as core's sftp_storage does: default options, one awaited write per chunk."""
+@asynccontextmanager
+async def core_sftp(target: BackupTarget) -> AsyncIterator[asyncssh.SFTPClient]:
+    """Open an SFTP session as core's sftp_storage does: asyncssh defaults, password login."""
     async with (
         asyncssh.connect(
             "127.0.0.1",
@@ -206,6 +208,12 @@ async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -
         ) as connection,
         connection.start_sftp_client() as sftp,
     ):
+        yield sftp
+
+
+async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -> float:
+    """Upload as core's sftp_storage does: default options, one awaited write per chunk."""
+    async with core_sftp(target) as sftp:
         start = time.perf_counter()
         async with sftp.open(remote, "wb") as file:
             async for block in file_stream(source):
@@ -216,19 +224,7 @@ async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -
 
 async def sequential_sidecars(client: BackupDriveClient, target: BackupTarget) -> float:
     """List as core's sftp_storage does: read the sidecars one after another."""
-    async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            target.sftp_port,
-            username=HOMEASSISTANT_USER,
-            password=target.password,
-            known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
-            client_keys=[],
-            agent_path=None,
-            config=None,
-        ) as connection,
-        connection.start_sftp_client() as sftp,
-    ):
+    async with core_sftp(target) as sftp:
         start = time.perf_counter()
         names = [n for n in await sftp.listdir(client.path) if n.endswith(".metadata.json")]
         found = []
