@@ -183,6 +183,22 @@ def mount_storage(run_tool: ToolRunner, device: str, mount_point: Path
     return run_tool("mount-storage", "--device", device, "--mount-point", str(mount_point))
 
 
+def serve_mount(mount_point: Path, data_dir: Path) -> BackupTarget:
+    """Start the server on a mount point as the add-on does: it refuses to serve once unmounted."""
+    return BackupTarget(
+        storage=mount_point, data_dir=data_dir, extra_args=["--require-mount"]
+    ).start()
+
+
+def mount_and_serve(
+    run_tool: ToolRunner, device: str, mount_point: Path, data_dir: Path
+) -> BackupTarget:
+    """Run the storage step for `device`, then start the server on what it mounted."""
+    mounted = mount_storage(run_tool, device, mount_point)
+    assert mounted.returncode == 0, mounted.stderr
+    return serve_mount(mount_point, data_dir)
+
+
 def release_storage(run_tool: ToolRunner, mount_point: Path) -> None:
     """Run the stop step (init-storage's `down`)."""
     result = run_tool("release-storage", "--mount-point", str(mount_point))
@@ -364,9 +380,7 @@ def test_folder_storage(run_tool: ToolRunner, tmp_path: Path) -> None:
         assert f"using the folder {share / 'backup_drive'}" in result.stderr
         assert "Home Assistant's backups include it" in result.stderr
         assert {"nosuid", "nodev", "noexec"} <= set((mounted_at(mount_point) or "").split(","))
-        target = BackupTarget(
-            storage=mount_point, data_dir=tmp_path / "data", extra_args=["--require-mount"]
-        ).start()
+        target = serve_mount(mount_point, tmp_path / "data")
         try:
             put = dav(target, "PUT", "/backups/a.tar", auth=("homeassistant", target.password),
                       body=b"backup")  # fmt: skip
@@ -423,12 +437,7 @@ async def test_serves_the_drive_and_survives_its_disappearance(
     drive = drives()
     mkfs(fs, drive.device, label)
     mount_point = tmp_path / "backup_drive"
-    mounted = mount_storage(run_tool, f"LABEL={label}", mount_point)
-    assert mounted.returncode == 0, mounted.stderr
-
-    target = BackupTarget(
-        storage=mount_point, data_dir=tmp_path / "data", extra_args=["--require-mount"]
-    ).start()
+    target = mount_and_serve(run_tool, f"LABEL={label}", mount_point, tmp_path / "data")
     try:
         assert await sftp_upload_error(target, "/backups/a.tar", b"over sftp") is None
         auth = ("homeassistant", target.password)
@@ -482,11 +491,7 @@ async def test_a_dead_fuse_driver_gives_errors_not_a_crash(
     drive = drives()
     mkfs("exfat", drive.device, new_label())
     mount_point = tmp_path / "backup_drive"
-    mounted = mount_storage(run_tool, str(drive.device), mount_point)
-    assert mounted.returncode == 0, mounted.stderr
-    target = BackupTarget(
-        storage=mount_point, data_dir=tmp_path / "data", extra_args=["--require-mount"]
-    ).start()
+    target = mount_and_serve(run_tool, str(drive.device), mount_point, tmp_path / "data")
     try:
         assert await sftp_upload_error(target, "/backups/a.tar", b"before") is None
         pid = fuse_daemon(mount_point)
