@@ -45,7 +45,7 @@ from custom_components.backup_drive.client import (  # noqa: E402
     ServerSettings,
 )
 from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
-from tests.backup_target import HOMEASSISTANT_USER, BackupTarget  # noqa: E402
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option  # noqa: E402
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -279,16 +279,7 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
     target = BackupTarget(
         storage=work_dir / "storage",
         data_dir=work_dir / "data",
-        options={
-            "users": [
-                {
-                    "username": BENCH_USER,
-                    "password": "bench-password-unused",
-                    "read_only": False,
-                    "authorized_keys": [public],
-                }
-            ]
-        },
+        options={"users": [user_option(BENCH_USER, "bench-password-unused", public)]},
     ).start()
     known_hosts = work_dir / "known_hosts"
     known_hosts.write_text(target.known_hosts_line() + "\n")

@@ -37,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.backup_target import BackupTarget, free_port, wait_for_port  # noqa: E402
+from tests.backup_target import BackupTarget, free_port, user_option, wait_for_port  # noqa: E402
 
 MIB = 1024 * 1024
 MB = 1_000_000
@@ -319,16 +319,7 @@ def start_ours(
     work: Path, client_public_key: str, server_args: Sequence[str], stack: contextlib.ExitStack
 ) -> BackupTarget:
     """Start backup-drive-server with an extra read-write account that accepts our key."""
-    options = {
-        "users": [
-            {
-                "username": BENCH_USER,
-                "password": BENCH_PASSWORD,
-                "read_only": False,
-                "authorized_keys": [client_public_key],
-            }
-        ]
-    }
+    options = {"users": [user_option(BENCH_USER, BENCH_PASSWORD, client_public_key)]}
     target = BackupTarget(
         storage=work / "ours-storage",
         data_dir=work / "ours-data",

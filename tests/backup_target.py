@@ -38,6 +38,18 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> 
             time.sleep(0.05)
 
 
+def user_option(
+    username: str, password: str, public_key: str, *, read_only: bool = False
+) -> dict[str, Any]:
+    """Return an options.json `users` entry for an account that logs in with a password or key."""
+    return {
+        "username": username,
+        "password": password,
+        "read_only": read_only,
+        "authorized_keys": [public_key],
+    }
+
+
 @dataclass
 class BackupTarget:
     """A running backup-drive-server with its own storage root, data dir and ports."""

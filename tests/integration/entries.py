@@ -11,7 +11,7 @@ from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNA
 from homeassistant.core import HomeAssistant
 
 from custom_components.backup_drive.const import CONF_ADDON_SLUG, CONF_HOST_KEY, CONF_PATH, DOMAIN
-from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option
 
 ADDON_SLUG = "a0d7b954_backup_drive"
 DISCOVERY_UUID = "8b5e3c1c7b0e4a8c9d2f4e6a1b3c5d7e"
@@ -29,12 +29,7 @@ class KeyAccount:
 
     def option(self) -> dict[str, Any]:
         """Return the options.json `users` entry for this account."""
-        return {
-            "username": self.username,
-            "password": self.password,
-            "read_only": self.read_only,
-            "authorized_keys": [self.public_key],
-        }
+        return user_option(self.username, self.password, self.public_key, read_only=self.read_only)
 
 
 def make_account(username: str, *, read_only: bool = False) -> KeyAccount:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option
 from tests.peers import require_tool
 
 # How long a test waits for the server to finish something in the background (cleanup after an
@@ -37,12 +37,7 @@ class Account:
 
     def option(self) -> dict[str, Any]:
         """Return this account as an entry of the options.json `users` list."""
-        return {
-            "username": self.username,
-            "password": self.password,
-            "read_only": self.read_only,
-            "authorized_keys": [self.public_key],
-        }
+        return user_option(self.username, self.password, self.public_key, read_only=self.read_only)
 
 
 @dataclass(frozen=True)
