@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from homeassistant.components.backup.const import DOMAIN as BACKUP_DOMAIN
-from homeassistant.config_entries import SOURCE_HASSIO
+from homeassistant.config_entries import SOURCE_HASSIO, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.backup import async_initialize_backup
 from homeassistant.setup import async_setup_component
@@ -19,13 +19,12 @@ INTEGRATION_ROOT = Path(__file__).resolve().parents[2] / "integration"
 # first hass fixture; importing ours first binds the name to our folder.
 sys.path.insert(0, str(INTEGRATION_ROOT))
 import custom_components.backup_drive  # noqa: E402
-from custom_components.backup_drive.const import DOMAIN  # noqa: E402
 from tests.backup_target import BackupTarget  # noqa: E402
 from tests.integration.entries import (  # noqa: E402
-    DISCOVERY_UUID,
     KeyAccount,
     entry_data,
     make_account,
+    set_up_entry,
     stop_target,
 )
 
@@ -64,14 +63,10 @@ async def backup_entry(backup_target: BackupTarget, hass: HomeAssistant) -> Mock
     """Home Assistant's backup integration with a loaded Backup Drive entry for the target."""
     async_initialize_backup(hass)
     assert await async_setup_component(hass, BACKUP_DOMAIN, {BACKUP_DOMAIN: {}})
-    entry = MockConfigEntry(
-        domain=DOMAIN,
+    return await set_up_entry(
+        hass,
+        entry_data(backup_target),
+        expect=ConfigEntryState.LOADED,
         source=SOURCE_HASSIO,
         title="Backup Drive",
-        unique_id=DISCOVERY_UUID,
-        data=entry_data(backup_target),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry

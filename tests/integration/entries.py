@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.backup_drive.const import CONF_ADDON_SLUG, CONF_HOST_KEY, CONF_PATH, DOMAIN
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option
@@ -75,6 +76,23 @@ def other_host_key() -> str:
     """Return a valid ed25519 public key that no server of ours has."""
     key = asyncssh.generate_private_key("ssh-ed25519")
     return " ".join(key.export_public_key("openssh").decode().split()[:2])
+
+
+def state_of(entry: ConfigEntry) -> ConfigEntryState:
+    """Return an entry's state (a call, so that type narrowing does not stick across awaits)."""
+    return entry.state
+
+
+async def set_up_entry(
+    hass: HomeAssistant, data: dict[str, Any], *, expect: ConfigEntryState, **fields: Any
+) -> MockConfigEntry:
+    """Add an entry under the discovery's unique id, set it up and check the state it reaches."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=data, **fields)
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert state_of(entry) is expect
+    return entry
 
 
 async def stop_target(hass: HomeAssistant, target: BackupTarget) -> None:

@@ -10,14 +10,12 @@ import pytest
 from homeassistant.config_entries import (
     SOURCE_HASSIO,
     SOURCE_USER,
-    ConfigEntry,
     ConfigEntryState,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.backup_drive.client import fingerprint
 from custom_components.backup_drive.const import CONF_HOST_KEY, CONF_PATH, CONF_PRIVATE_KEY, DOMAIN
@@ -29,13 +27,10 @@ from tests.integration.entries import (
     discovery_config,
     entry_data,
     other_host_key,
+    set_up_entry,
+    state_of,
     stop_target,
 )
-
-
-def state_of(entry: ConfigEntry) -> ConfigEntryState:
-    """Return an entry's state (a call, so that type narrowing does not stick across awaits)."""
-    return entry.state
 
 
 def placeholders(result: Mapping[str, Any]) -> Mapping[str, str]:
@@ -90,17 +85,13 @@ async def test_discovery_update_reloads_entry(
     backup_target: BackupTarget, hass: HomeAssistant
 ) -> None:
     """A new password from the add-on updates the failed entry and reloads it, without asking."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
+    entry = await set_up_entry(
+        hass,
+        entry_data(backup_target, password="an-old-password"),
+        expect=ConfigEntryState.SETUP_ERROR,
         source=SOURCE_HASSIO,
-        unique_id=DISCOVERY_UUID,
         title="Backup Drive",
-        data=entry_data(backup_target, password="an-old-password"),
     )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert state_of(entry) is ConfigEntryState.SETUP_ERROR
 
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(discovery_config(backup_target))
@@ -117,15 +108,9 @@ async def test_discovery_unchanged_keeps_entry(
     backup_target: BackupTarget, hass: HomeAssistant
 ) -> None:
     """The same discovery message again (Home Assistant restarts replay it) changes nothing."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        source=SOURCE_HASSIO,
-        unique_id=DISCOVERY_UUID,
-        data=entry_data(backup_target),
+    entry = await set_up_entry(
+        hass, entry_data(backup_target), expect=ConfigEntryState.LOADED, source=SOURCE_HASSIO
     )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
     client = entry.runtime_data.client
 
     result = await hass.config_entries.flow.async_init(
@@ -349,15 +334,11 @@ async def test_user_already_configured(backup_target: BackupTarget, hass: HomeAs
 
 async def test_reauth(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """A refused login starts reauth; a wrong password is refused again, the right one works."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=DISCOVERY_UUID,
-        data=entry_data(backup_target, password="an-old-password"),
+    entry = await set_up_entry(
+        hass,
+        entry_data(backup_target, password="an-old-password"),
+        expect=ConfigEntryState.SETUP_ERROR,
     )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert state_of(entry) is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
     flow_id = flows[0]["flow_id"]
@@ -378,10 +359,7 @@ async def test_reauth(backup_target: BackupTarget, hass: HomeAssistant) -> None:
 async def test_reconfigure_folder(backup_target: BackupTarget, hass: HomeAssistant) -> None:
     """Reconfigure moves the entry to another folder on the same server."""
     (backup_target.storage / "backups" / "elsewhere").mkdir()
-    entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(backup_target))
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await set_up_entry(hass, entry_data(backup_target), expect=ConfigEntryState.LOADED)
 
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
@@ -405,10 +383,7 @@ async def test_reconfigure_new_server_asks_for_key(
     backup_target: BackupTarget, hass: HomeAssistant, tmp_path: Path
 ) -> None:
     """Moving to a server with another host key shows its fingerprint before trusting it."""
-    entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(backup_target))
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await set_up_entry(hass, entry_data(backup_target), expect=ConfigEntryState.LOADED)
     second = BackupTarget(storage=tmp_path / "second", data_dir=tmp_path / "second-data")
     await hass.async_add_executor_job(second.start)
     try:

@@ -16,7 +16,7 @@ from homeassistant.components.backup import (
     suggested_filename,
 )
 from homeassistant.components.backup.agent import BackupAgentUnreachableError
-from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -40,6 +40,8 @@ from tests.integration.entries import (
     KeyAccount,
     entry_data,
     other_host_key,
+    set_up_entry,
+    state_of,
     stop_target,
 )
 from tests.integration.test_backup import (
@@ -56,11 +58,6 @@ from tests.integration.test_backup import (
 from tests.peers import require_root, require_tool
 
 MIB = 1024 * 1024
-
-
-def state_of(entry: ConfigEntry) -> ConfigEntryState:
-    """Return an entry's state (a call, so that type narrowing does not stick across awaits)."""
-    return entry.state
 
 
 async def test_server_stops_mid_upload(
@@ -191,16 +188,12 @@ async def test_host_key_mismatch_raises_repair_that_accepts_new_key(
 ) -> None:
     """A changed host key refuses the connection and raises a fixable repair issue."""
     assert await async_setup_component(hass, "repairs", {})
-    entry = MockConfigEntry(
-        domain=DOMAIN,
+    entry = await set_up_entry(
+        hass,
+        entry_data(backup_target, host_key=other_host_key()),
+        expect=ConfigEntryState.SETUP_RETRY,
         title="Backup Drive",
-        unique_id=DISCOVERY_UUID,
-        data=entry_data(backup_target, host_key=other_host_key()),
     )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert state_of(entry) is ConfigEntryState.SETUP_RETRY
     assert "login" not in backup_target.log.lower(), "credentials must not reach the impostor"
 
     issue_id = f"host_key_mismatch_{entry.entry_id}"
@@ -253,10 +246,7 @@ async def test_full_drive(
     target = BackupTarget(storage=small_drive, data_dir=tmp_path / "data")
     await hass.async_add_executor_job(target.start)
     try:
-        entry = MockConfigEntry(domain=DOMAIN, unique_id=DISCOVERY_UUID, data=entry_data(target))
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await set_up_entry(hass, entry_data(target), expect=ConfigEntryState.LOADED)
         agent = BackupDriveAgent(hass, entry)
         kept = make_backup("0003cccc", 4 * MIB, name="Fits")
         kept_data = os.urandom(kept.size)
