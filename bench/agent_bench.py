@@ -46,6 +46,7 @@ from custom_components.backup_drive.client import (  # noqa: E402
 )
 from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option  # noqa: E402
+from tests.ssh_keys import generate_key_pair  # noqa: E402
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -249,11 +250,7 @@ def write_sidecars(folder: Path) -> None:
 def make_key(directory: Path) -> tuple[Path, str]:
     """Generate an ed25519 key for OpenSSH's client; return its path and public line."""
     key = directory / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-        check=True,
-    )
-    return key, key.with_suffix(".pub").read_text().strip()
+    return key, generate_key_pair(key, ssh_keygen="ssh-keygen")
 
 
 async def timed(coro: Coroutine[Any, Any, Any]) -> float:

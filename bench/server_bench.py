@@ -38,6 +38,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.backup_target import BackupTarget, free_port, user_option, wait_for_port  # noqa: E402
+from tests.ssh_keys import generate_key_pair  # noqa: E402
 
 MIB = 1024 * 1024
 MB = 1_000_000
@@ -199,12 +200,7 @@ class Tools:
 
 def generate_ssh_key(tools: Tools, path: Path) -> str:
     """Create an ed25519 key pair without passphrase at `path`; return the public line."""
-    subprocess.run(
-        [tools.ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", "server-bench", "-f", str(path)],
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    return path.with_suffix(".pub").read_text().strip()
+    return generate_key_pair(path, ssh_keygen=tools.ssh_keygen, comment="server-bench")
 
 
 def ensure_privsep_dir() -> None:

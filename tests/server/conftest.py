@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ import pytest
 
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option
 from tests.peers import require_tool
+from tests.ssh_keys import generate_key_pair
 
 # How long a test waits for the server to finish something in the background (cleanup after an
 # aborted upload, a log line). Generous on purpose: tests never fail on timing.
@@ -53,12 +53,7 @@ def make_key_pair(directory: Path, name: str) -> tuple[Path, str]:
     ssh_keygen = require_tool("ssh-keygen", "openssh-client")
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / name
-    subprocess.run(
-        [ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)],
-        check=True,
-        timeout=30,
-    )
-    return key, key.with_suffix(".pub").read_text().strip()
+    return key, generate_key_pair(key, ssh_keygen=ssh_keygen, comment=f"{name}@test")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from tests.backup_target import BackupTarget
 from tests.peers import require_tool
-from tests.server.conftest import Account, Accounts, openssh_options, partial_files
+from tests.server.conftest import Account, Accounts, make_key_pair, openssh_options, partial_files
 
 
 def run_sftp(
@@ -180,13 +180,7 @@ def test_port_forwarding_is_refused(
 
 
 def test_unknown_key_is_refused(target: BackupTarget, accounts: Accounts, tmp_path: Path) -> None:
-    stranger_key = tmp_path / "stranger"
-    subprocess.run(
-        [require_tool("ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "",
-         "-f", str(stranger_key)],
-        check=True,
-        timeout=30,
-    )  # fmt: skip
+    stranger_key, _ = make_key_pair(tmp_path, "stranger")
     stranger = Account(accounts.alice.username, "unused", False, stranger_key, "")
     result = run_sftp(target, stranger, tmp_path, "ls /\n")
     assert result.returncode != 0
