@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,28 @@ def run_sftp(
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+def run_ssh(
+    target: BackupTarget,
+    account: Account,
+    tmp_path: Path,
+    *options: str,
+    command: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Run OpenSSH's ssh as account with extra options and a remote command; return the process."""
+    ssh = require_tool("ssh", "openssh-client")
+    return subprocess.run(
+        [
+            ssh, *openssh_options(target, account, tmp_path), "-p", str(target.sftp_port),
+            *options, f"{account.username}@127.0.0.1", *command,
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )  # fmt: skip
 
@@ -140,20 +163,9 @@ def test_scp_upload_and_download_exit_zero(
 def test_shell_and_exec_are_refused(
     target: BackupTarget, accounts: Accounts, tmp_path: Path, ssh_arguments: list[str]
 ) -> None:
-    ssh = require_tool("ssh", "openssh-client")
     marker = tmp_path / "command-ran"
     command = [argument.format(marker=marker) for argument in ssh_arguments]
-    result = subprocess.run(
-        [
-            ssh, *openssh_options(target, accounts.alice, tmp_path), "-p", str(target.sftp_port),
-            f"{accounts.alice.username}@127.0.0.1", *command,
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
+    result = run_ssh(target, accounts.alice, tmp_path, command=command)
     assert result.returncode != 0, result.stdout + result.stderr
     assert not marker.exists()
     # The key was accepted: the refusal is about the session, not about logging in.
@@ -163,19 +175,8 @@ def test_shell_and_exec_are_refused(
 def test_port_forwarding_is_refused(
     target: BackupTarget, accounts: Accounts, tmp_path: Path
 ) -> None:
-    ssh = require_tool("ssh", "openssh-client")
-    result = subprocess.run(
-        [
-            ssh, *openssh_options(target, accounts.alice, tmp_path), "-p", str(target.sftp_port),
-            "-o", "ExitOnForwardFailure=yes", "-N",
-            "-R", "127.0.0.1:0:127.0.0.1:22", f"{accounts.alice.username}@127.0.0.1",
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
+    forward = ["-o", "ExitOnForwardFailure=yes", "-N", "-R", "127.0.0.1:0:127.0.0.1:22"]
+    result = run_ssh(target, accounts.alice, tmp_path, *forward)
     assert result.returncode != 0, result.stderr
 
 
