@@ -177,6 +177,14 @@ def new_label() -> str:
     return f"BD{secrets.token_hex(4).upper()}"
 
 
+def formatted_drive(drives: Callable[..., LoopDrive], fs: str) -> tuple[LoopDrive, str]:
+    """Attach a new drive made `fs` with a fresh label; return the drive and its label."""
+    label = new_label()
+    drive = drives()
+    mkfs(fs, drive.device, label)
+    return drive, label
+
+
 def mount_storage(run_tool: ToolRunner, device: str, mount_point: Path
                   ) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """Run the storage step as rootfs/etc/s6-overlay/scripts/init-storage.sh does."""
@@ -210,9 +218,7 @@ def test_mounts_by_label_and_uuid(
     fs: str, drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem(fs)
-    label = new_label()
-    drive = drives()
-    mkfs(fs, drive.device, label)
+    drive, label = formatted_drive(drives, fs)
     uuid = blkid_value(drive.device, "UUID")
     mount_point = tmp_path / "backup_drive"
 
@@ -244,8 +250,7 @@ def test_fat32_warns_about_the_4_gb_limit(
     drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem("vfat")
-    drive = drives()
-    mkfs("vfat", drive.device, new_label())
+    drive, _ = formatted_drive(drives, "vfat")
     result = mount_storage(run_tool, str(drive.device), tmp_path / "mnt")
     assert result.returncode == 0, result.stderr
     assert "FAT32 cannot hold files larger than 4 GB" in result.stderr
@@ -433,9 +438,7 @@ async def test_serves_the_drive_and_survives_its_disappearance(
     fs: str, drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
 ) -> None:
     require_filesystem(fs)
-    label = new_label()
-    drive = drives()
-    mkfs(fs, drive.device, label)
+    drive, label = formatted_drive(drives, fs)
     mount_point = tmp_path / "backup_drive"
     target = mount_and_serve(run_tool, f"LABEL={label}", mount_point, tmp_path / "data")
     try:
@@ -488,8 +491,7 @@ async def test_a_dead_fuse_driver_gives_errors_not_a_crash(
     require_filesystem("exfat")
     if kernel_has("exfat"):
         pytest.skip("this kernel mounts exFAT itself; the FUSE driver is not used here")
-    drive = drives()
-    mkfs("exfat", drive.device, new_label())
+    drive, _ = formatted_drive(drives, "exfat")
     mount_point = tmp_path / "backup_drive"
     target = mount_and_serve(run_tool, str(drive.device), mount_point, tmp_path / "data")
     try:
