@@ -22,14 +22,25 @@ def temp_files_for(folder: Path, name: str) -> list[Path]:
     return [path for path in partial_files(folder) if path.name.startswith(f".{name}.partial-")]
 
 
+def upload_destination(backups: Path, existing: bytes | None) -> Path:
+    """Return the path the aborted uploads aim at, holding `existing` first unless it is None."""
+    final = backups / "upload.tar"
+    if existing is not None:
+        final.write_bytes(existing)
+    return final
+
+
+def content_of(path: Path) -> bytes | None:
+    """Return a file's bytes, or None when there is no file under that name."""
+    return path.read_bytes() if path.exists() else None
+
+
 @pytest.mark.parametrize("existing", [None, b"the previous backup"], ids=["new", "overwrite"])
 async def test_aborted_sftp_upload_leaves_nothing(
     target: BackupTarget, accounts: Accounts, existing: bytes | None
 ) -> None:
     backups = target.storage / "backups"
-    final = backups / "upload.tar"
-    if existing is not None:
-        final.write_bytes(existing)
+    final = upload_destination(backups, existing)
     alice = accounts.alice
     conn = await connect(target, alice.username, key=alice.private_key)
     try:
@@ -39,7 +50,7 @@ async def test_aborted_sftp_upload_leaves_nothing(
             await handle.write(CHUNK)
         assert await eventually(lambda: bool(temp_files_for(backups, "upload.tar")))
         # Still writing: the name holds the old content (or nothing), never a partial file.
-        assert (final.read_bytes() if final.exists() else None) == existing
+        assert content_of(final) == existing
     finally:
         # Drop the connection without closing the file, as a crash or a pulled cable would.
         conn.abort()
@@ -47,7 +58,7 @@ async def test_aborted_sftp_upload_leaves_nothing(
     assert await eventually(lambda: not partial_files(target.storage)), partial_files(
         target.storage
     )
-    assert (final.read_bytes() if final.exists() else None) == existing
+    assert content_of(final) == existing
     assert sorted(p.name for p in backups.iterdir()) == (["upload.tar"] if existing else [])
 
 
@@ -95,19 +106,17 @@ def test_aborted_webdav_put_leaves_nothing(
     target: BackupTarget, accounts: Accounts, existing: bytes | None
 ) -> None:
     backups = target.storage / "backups"
-    final = backups / "upload.tar"
-    if existing is not None:
-        final.write_bytes(existing)
+    final = upload_destination(backups, existing)
     sock = start_raw_put(target, accounts, "/backups/upload.tar", 50 * len(CHUNK))
     try:
         assert wait_until(lambda: bool(temp_files_for(backups, "upload.tar"))), list(
             backups.iterdir()
         )
-        assert (final.read_bytes() if final.exists() else None) == existing
+        assert content_of(final) == existing
     finally:
         sock.close()
     assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
-    assert (final.read_bytes() if final.exists() else None) == existing
+    assert content_of(final) == existing
     assert sorted(p.name for p in backups.iterdir()) == (["upload.tar"] if existing else [])
 
 
