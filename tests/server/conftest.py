@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -128,6 +129,25 @@ def openssh_options(target: BackupTarget, account: Account, directory: Path) -> 
         "-o", "ConnectTimeout=30",
         "-i", str(account.private_key),
     ]  # fmt: skip
+
+
+def run_sftp(
+    target: BackupTarget, account: Account, tmp_path: Path, commands: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `sftp -b` with the given batch commands as account; return the finished process."""
+    sftp = require_tool("sftp", "openssh-client")
+    batch = tmp_path / "commands.batch"
+    batch.write_text(commands)
+    return subprocess.run(
+        [
+            sftp, *openssh_options(target, account, tmp_path), "-P", str(target.sftp_port),
+            "-b", str(batch), f"{account.username}@127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
 
 
 async def connect(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,6 @@ import asyncssh
 import pytest
 
 from tests.backup_target import BackupTarget
-from tests.peers import require_tool
 from tests.server.conftest import (
     LOCK_EXCLUSIVE,
     PROPPATCH_SET,
@@ -19,7 +17,7 @@ from tests.server.conftest import (
     dav,
     destination,
     eventually,
-    openssh_options,
+    run_sftp,
     sftp_client,
     tree_snapshot,
     wait_until,
@@ -152,25 +150,6 @@ async def test_sftp_client_cannot_create_a_link_out(
     escapes.assert_outside_untouched()
 
 
-def run_openssh_sftp(
-    target: BackupTarget, accounts: Accounts, tmp_path: Path, command: str
-) -> subprocess.CompletedProcess[str]:
-    """Run one command in OpenSSH sftp's batch mode as alice."""
-    sftp = require_tool("sftp", "openssh-client")
-    batch = tmp_path / "command.batch"
-    batch.write_text(command + "\n")
-    return subprocess.run(
-        [
-            sftp, *openssh_options(target, accounts.alice, tmp_path),
-            "-P", str(target.sftp_port), "-b", str(batch), f"{accounts.alice.username}@127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
-
-
 def test_openssh_sftp_symlinks_and_dotdot_are_refused(
     escapes: Escapes, target: BackupTarget, accounts: Accounts, tmp_path: Path
 ) -> None:
@@ -190,11 +169,11 @@ def test_openssh_sftp_symlinks_and_dotdot_are_refused(
     ]
     # sftp's ls shows the link itself (it is inside the root); never what is behind it.
     for command in ("ls -l /escape", "ls -l /escape/", "ls /escape/*", "ls -l /etc/", "ls -l /"):
-        listed = run_openssh_sftp(target, accounts, tmp_path, command)
+        listed = run_sftp(target, accounts.alice, tmp_path, command + "\n")
         assert "secret.txt" not in listed.stdout
         assert "passwd" not in listed.stdout
     for command in commands:
-        result = run_openssh_sftp(target, accounts, tmp_path, command)
+        result = run_sftp(target, accounts.alice, tmp_path, command + "\n")
         assert result.returncode != 0, f"{command!r} succeeded: {result.stdout}"
         assert escapes.secret.decode() not in result.stdout
         assert "secret.txt" not in result.stdout.replace(command, "")

@@ -11,26 +11,14 @@ import pytest
 
 from tests.backup_target import BackupTarget
 from tests.peers import require_tool
-from tests.server.conftest import Account, Accounts, make_key_pair, openssh_options, partial_files
-
-
-def run_sftp(
-    target: BackupTarget, account: Account, tmp_path: Path, commands: str
-) -> subprocess.CompletedProcess[str]:
-    """Run `sftp -b` with the given batch commands as account; return the finished process."""
-    sftp = require_tool("sftp", "openssh-client")
-    batch = tmp_path / "commands.batch"
-    batch.write_text(commands)
-    return subprocess.run(
-        [
-            sftp, *openssh_options(target, account, tmp_path), "-P", str(target.sftp_port),
-            "-b", str(batch), f"{account.username}@127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
+from tests.server.conftest import (
+    Account,
+    Accounts,
+    make_key_pair,
+    openssh_options,
+    partial_files,
+    run_sftp,
+)
 
 
 def run_ssh(
