@@ -15,12 +15,10 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -35,6 +33,7 @@ import asyncssh  # noqa: E402
 from homeassistant.components.backup import AgentBackup, suggested_filename  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
 
+from bench.process_stats import CpuMeter, RssSampler, markdown_table, write_random_file  # noqa: E402
 from custom_components.backup_drive import (  # noqa: E402
     BackupDriveConfigEntry,
     BackupDriveData,
@@ -79,76 +78,6 @@ class BenchEntry:
     title: str
     entry_id: str
     runtime_data: BackupDriveData
-
-
-class RssSampler:
-    """Sample this process's resident set size from a thread, remembering the peak."""
-
-    def __init__(self) -> None:
-        """Take the baseline."""
-        self.baseline = self.current()
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def current() -> int:
-        """Return the resident set size in bytes."""
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * resource.getpagesize()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self.current())
-
-    def __enter__(self) -> RssSampler:
-        """Start sampling."""
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.current())
-
-
-class CpuMeter:
-    """Measure CPU seconds of this process, its finished children, and the server process."""
-
-    def __init__(self, server_pid: int) -> None:
-        """Remember whose CPU to count."""
-        self._server_pid = server_pid
-        self.client = 0.0
-        self.server = 0.0
-
-    def _server_seconds(self) -> float:
-        fields = Path(f"/proc/{self._server_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _client_seconds() -> float:
-        times = os.times()
-        return times.user + times.system + times.children_user + times.children_system
-
-    def __enter__(self) -> CpuMeter:
-        """Start counting."""
-        self._client_start = self._client_seconds()
-        self._server_start = self._server_seconds()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop counting."""
-        self.client = self._client_seconds() - self._client_start
-        self.server = self._server_seconds() - self._server_start
-
-
-def make_source(path: Path, size: int) -> None:
-    """Write `size` bytes of incompressible data (a random MiB repeated)."""
-    block = os.urandom(MIB)
-    with path.open("wb") as file:
-        for _ in range(size // MIB):
-            file.write(block)
 
 
 async def file_stream(path: Path, chunk: int = MANAGER_CHUNK) -> AsyncIterator[bytes]:
@@ -303,7 +232,7 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
         for gib in sizes:
             size = gib * GIB
             source = work_dir / f"source-{gib}g"
-            make_source(source, size)
+            write_random_file(source, size)
             label = f"{gib} GiB"
 
             backup = agent_backup(f"bench{gib}", size)
@@ -312,11 +241,13 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
             async def open_stream(source: Path = source) -> AsyncIterator[bytes]:
                 return file_stream(source)
 
-            with RssSampler() as rss, CpuMeter(server_pid) as cpu:
+            rss = RssSampler()
+            rss.watch("agent", os.getpid())
+            with rss, CpuMeter(server_pid) as cpu:
                 seconds = await timed(
                     agent.async_upload_backup(open_stream=open_stream, backup=backup)
                 )
-            rss_growth[gib] = rss.peak - rss.baseline
+            rss_growth[gib] = rss.growth_kib("agent") * 1024
             assert (folder / remote_name).stat().st_size == size
             record(f"agent put {label}", f"agent upload {label}", size, seconds, cpu)
 
@@ -373,19 +304,22 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
 
 def table(rows: dict[str, Row], rss_growth: dict[int, int], sizes: list[int]) -> list[str]:
     """Format the measurements and the targets they are held against."""
-    lines = [
-        f"{'measurement':<34} {'seconds':>8} {'MB/s':>8} {'client CPU s':>13} {'server CPU s':>13}"
-    ]
-    lines += [
-        f"{row.what:<34} {row.seconds:>8.2f} {row.mb_per_s:>8.1f} "
-        f"{row.client_cpu:>13.2f} {row.server_cpu:>13.2f}"
+    header = ["measurement", "seconds", "MB/s", "client CPU s", "server CPU s"]
+    measured = [
+        [
+            row.what,
+            f"{row.seconds:.2f}",
+            f"{row.mb_per_s:.1f}",
+            f"{row.client_cpu:.2f}",
+            f"{row.server_cpu:.2f}",
+        ]
         for row in rows.values()
     ]
-    lines += ["", f"{'target':<58} {'measured':>9}  ok"]
+    targets: list[list[str]] = []
 
     def check(what: str, value: float, goal: float, unit: str = "x", lower: bool = False) -> None:
         ok = value <= goal if lower else value >= goal
-        lines.append(f"{what:<58} {value:>8.2f}{unit}  {'yes' if ok else 'NO'}")
+        targets.append([what, f"{value:.2f}{unit}", "yes" if ok else "**NO**"])
 
     for gib in sizes:
         label = f"{gib} GiB"
@@ -426,7 +360,11 @@ def table(rows: dict[str, Row], rss_growth: dict[int, int], sizes: list[int]) ->
         rows["core list"].seconds / rows["agent relist"].seconds,
         5,
     )
-    return lines
+    return [
+        *markdown_table(header, measured),
+        "",
+        *markdown_table(["target", "measured", "met"], targets),
+    ]
 
 
 def main() -> None:

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import platform
 import re
-import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,102 +34,31 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.process_stats import (  # noqa: E402
+    SAMPLE_INTERVAL,
+    RssSampler,
+    children_cpu,
+    cpu_seconds,
+    descendants,
+    markdown_table,
+    sha256_of,
+    status_kib,
+    write_random_file,
+)
 from tests.backup_target import BackupTarget, free_port, user_option, wait_for_port  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402
 
 MIB = 1024 * 1024
 MB = 1_000_000
-SAMPLE_INTERVAL = 0.05
 REMOTE_NAME = "server-bench.bin"
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password-not-secret"  # loopback only, the account lives for one run
 RSS_TARGET_MIB = 150.0
 TARGETS = {"SFTP": 0.8, "WebDAV": 0.9}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(RuntimeError):
     """A transfer failed or returned wrong bytes: the run cannot produce honest figures."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Process accounting: RSS sampling and CPU time
-# ---------------------------------------------------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    """Return `pid` and every process below it (children of all its threads)."""
-    found = [pid]
-    index = 0
-    while index < len(found):
-        current = found[index]
-        index += 1
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-def status_kib(pid: int, key: str) -> int:
-    """Return a `kB` field (VmRSS, VmHWM) of /proc/<pid>/status, 0 when the process is gone."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """Return user+system CPU of `pid` and of the children it has reaped, in seconds."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    # Fields after the command name, which may itself contain spaces and parentheses.
-    fields = stat.rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / CLK_TCK
-
-
-class RssSampler(threading.Thread):
-    """Sample the resident memory of whole process trees every 50 ms and keep each one's peak."""
-
-    def __init__(self) -> None:
-        """Create a sampler that watches nothing yet."""
-        super().__init__(name="rss-sampler", daemon=True)
-        self._roots: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self.peak_kib: dict[str, int] = {}
-        self.samples = 0
-
-    def watch(self, label: str, pid: int) -> None:
-        """Start sampling the process tree rooted at `pid` under `label`."""
-        with self._lock:
-            self._roots[label] = pid
-            self.peak_kib.setdefault(label, 0)
-
-    def sample_once(self) -> None:
-        """Take one sample of every watched tree."""
-        with self._lock:
-            roots = dict(self._roots)
-        for label, pid in roots.items():
-            total = sum(status_kib(p, "VmRSS") for p in descendants(pid))
-            with self._lock:
-                self.peak_kib[label] = max(self.peak_kib[label], total)
-        self.samples += 1
-
-    def run(self) -> None:
-        """Sample until stopped."""
-        while not self._stop_event.wait(SAMPLE_INTERVAL):
-            self.sample_once()
-
-    def stop(self) -> None:
-        """Stop sampling and wait for the thread."""
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,12 +295,6 @@ class Series:
         return size / statistics.median(s.seconds for s in self.samples) / MB
 
 
-def children_cpu() -> float:
-    """Return the CPU seconds of this process's reaped children (the clients)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def settle(pid: int, timeout: float = 3.0) -> None:
     """Wait until a server has reaped its per-connection children, so their CPU is counted."""
     deadline = time.monotonic() + timeout
@@ -421,12 +341,6 @@ def curl_credentials(user: str, password: str) -> bytes:
     return f'user = "{user}:{password}"\n'.encode()
 
 
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 @dataclass
 class Payload:
     """The random source file and what a correct copy of it looks like."""
@@ -449,16 +363,7 @@ class Payload:
 
 def make_payload(path: Path, size: int) -> Payload:
     """Write `size` random bytes to `path` (incompressible, so no transport can cheat)."""
-    digest = hashlib.sha256()
-    chunk = 16 * MIB
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(chunk, remaining))
-            handle.write(block)
-            digest.update(block)
-            remaining -= len(block)
-    return Payload(path=path, size=size, sha256=digest.hexdigest())
+    return Payload(path=path, size=size, sha256=write_random_file(path, size))
 
 
 @dataclass
@@ -710,27 +615,22 @@ class Report:
 
     def table(self) -> list[str]:
         """Return the main table as Markdown lines."""
-        lines = [
-            "| transfer | ours MB/s | reference MB/s | ratio | target | met |",
-            "|---|---:|---:|---:|---:|---|",
-        ]
+        rows = []
         for name, ours, reference, target in self.rows():
             if ours is None:
-                lines.append(f"| {name} | - | {reference:.0f} | - | >= {target} | not run |")
+                rows.append([name, "-", f"{reference:.0f}", "-", f">= {target}", "not run"])
                 continue
             ratio = ours / reference
             met = "yes" if ratio >= target else "**NO**"
-            lines.append(
-                f"| {name} | {ours:.0f} | {reference:.0f} | {ratio:.2f} | >= {target} | {met} |"
+            rows.append(
+                [name, f"{ours:.0f}", f"{reference:.0f}", f"{ratio:.2f}", f">= {target}", met]
             )
-        return lines
+        header = ["transfer", "ours MB/s", "reference MB/s", "ratio", "target", "met"]
+        return markdown_table(header, rows)
 
     def cpu_table(self) -> list[str]:
         """Return server CPU per GiB side by side: steadier than throughput on a busy machine."""
-        lines = [
-            "| transfer | ours CPU s/GiB | reference CPU s/GiB | reference/ours |",
-            "|---|---:|---:|---:|",
-        ]
+        rows = []
         for protocol, directions in self.results.items():
             for direction, series in directions.items():
                 if "ours" not in series:
@@ -738,28 +638,33 @@ class Report:
                 ours = series["ours"].cpu_per_gib(self.size)
                 reference = series["reference"].cpu_per_gib(self.size)
                 ratio = f"{reference / ours:.2f}" if ours > 0 else "-"
-                lines.append(f"| {protocol} {direction} | {ours:.2f} | {reference:.2f} | {ratio} |")
-        return lines
+                rows.append([f"{protocol} {direction}", f"{ours:.2f}", f"{reference:.2f}", ratio])
+        header = ["transfer", "ours CPU s/GiB", "reference CPU s/GiB", "reference/ours"]
+        return markdown_table(header, rows)
 
     def details(self) -> list[str]:
         """Return every repeat with CPU seconds, for profiling and for judging the noise."""
-        lines = [
-            "| transfer | server | best MB/s | median MB/s | all runs (s) "
-            "| server CPU s | client CPU s |",
-            "|---|---|---:|---:|---|---:|---:|",
-        ]
+        rows = []
         for protocol, directions in self.results.items():
             for direction, series_by_side in directions.items():
                 for side, series in series_by_side.items():
-                    name = "ours" if side == "ours" else self.reference_names[protocol]
-                    runs = " ".join(f"{s.seconds:.2f}" for s in series.samples)
                     best = series.best
-                    lines.append(
-                        f"| {protocol} {direction} | {name} | {series.rate(self.size):.0f} "
-                        f"| {series.median_rate(self.size):.0f} | {runs} "
-                        f"| {best.server_cpu:.2f} | {best.client_cpu:.2f} |"
+                    rows.append(
+                        [
+                            f"{protocol} {direction}",
+                            "ours" if side == "ours" else self.reference_names[protocol],
+                            f"{series.rate(self.size):.0f}",
+                            f"{series.median_rate(self.size):.0f}",
+                            " ".join(f"{s.seconds:.2f}" for s in series.samples),
+                            f"{best.server_cpu:.2f}",
+                            f"{best.client_cpu:.2f}",
+                        ]
                     )
-        return lines
+        header = [
+            "transfer", "server", "best MB/s", "median MB/s", "all runs (s)",
+            "server CPU s", "client CPU s",
+        ]  # fmt: skip
+        return markdown_table(header, rows, right_from=2)
 
     def rss_lines(self) -> list[str]:
         """Return the memory lines."""
