@@ -19,7 +19,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 
-from .client import BackupDriveClient, ServerSettings
+from .client import BackupDriveClient
 from .const import (
     CONF_HOST_KEY,
     CONF_PATH,
@@ -30,6 +30,7 @@ from .const import (
     LOGGER,
 )
 from .errors import AccessDenied, BackupDriveError, FolderMissing, HostKeyMismatch, InvalidAuth
+from .session import ServerSettings
 
 
 @dataclass(kw_only=True)

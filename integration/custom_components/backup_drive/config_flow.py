@@ -16,13 +16,7 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from . import settings_from_data
-from .client import (
-    BackupDriveClient,
-    check_private_key,
-    fetch_host_key,
-    fingerprint,
-    normalize_path,
-)
+from .client import BackupDriveClient
 from .const import (
     CONF_ADDON_SLUG,
     CONF_HOST_KEY,
@@ -43,6 +37,7 @@ from .errors import (
     InvalidAuth,
     InvalidPrivateKey,
 )
+from .session import fetch_host_key, fingerprint, normalize_path, parse_private_key
 
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 KEY_SELECTOR = TextSelector(TextSelectorConfig(multiline=True))
@@ -109,7 +104,7 @@ def credentials_error(data: Mapping[str, Any]) -> str | None:
         return "missing_credentials"
     if data.get(CONF_PRIVATE_KEY):
         try:
-            check_private_key(data[CONF_PRIVATE_KEY])
+            parse_private_key(data[CONF_PRIVATE_KEY])
         except InvalidPrivateKey:
             return "invalid_private_key"
     return None
