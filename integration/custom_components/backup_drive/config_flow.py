@@ -29,13 +29,10 @@ from .const import (
     LOGGER,
 )
 from .errors import (
-    AccessDenied,
     BackupDriveError,
     CannotConnect,
-    FolderMissing,
-    HostKeyMismatch,
-    InvalidAuth,
     InvalidPrivateKey,
+    meaning_of,
 )
 from .session import fetch_host_key, fingerprint, normalize_path, parse_private_key
 
@@ -68,26 +65,14 @@ RECONFIGURE_SCHEMA = vol.Schema(
 )
 
 
-# Most specific first: the first matching class names the error shown in the form.
-CHECK_ERRORS: tuple[tuple[type[BackupDriveError], str], ...] = (
-    (InvalidAuth, "invalid_auth"),
-    (HostKeyMismatch, "host_key_changed"),
-    (FolderMissing, "folder_missing"),
-    (AccessDenied, "permission_denied"),
-    (InvalidPrivateKey, "invalid_private_key"),
-    (CannotConnect, "cannot_connect"),
-)
-
-
 async def async_check_drive(data: Mapping[str, Any]) -> str | None:
     """Connect with the pinned host key and check the folder; return an error key or None."""
     client = BackupDriveClient(settings_from_data(dict(data)))
     try:
         await client.check_folder()
     except BackupDriveError as err:
-        for error_class, key in CHECK_ERRORS:
-            if isinstance(err, error_class):
-                return key
+        if (key := meaning_of(err).flow_error) is not None:
+            return key
         LOGGER.warning("Checking %s failed: %s", data[CONF_HOST], err)
         return "unknown"
     except Exception:
