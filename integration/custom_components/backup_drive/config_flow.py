@@ -109,15 +109,10 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
         """Take the add-on's discovery message."""
         config = discovery_info.config
         try:
-            data: dict[str, Any] = {
-                CONF_HOST: str(config["host"]),
-                CONF_PORT: int(config["port"]),
-                CONF_USERNAME: str(config["username"]),
-                CONF_PASSWORD: str(config["password"]),
-                CONF_HOST_KEY: str(config["host_key"]),
-                CONF_PATH: normalize_path(str(config["path"])),
-                CONF_ADDON_SLUG: discovery_info.slug,
-            }
+            data: dict[str, Any] = {key: str(config[key]) for key in DISCOVERY_KEYS}
+            data[CONF_PORT] = int(config[CONF_PORT])
+            data[CONF_PATH] = normalize_path(data[CONF_PATH])
+            data[CONF_ADDON_SLUG] = discovery_info.slug
             fingerprint(data[CONF_HOST_KEY])
         except (KeyError, ValueError, TypeError, BackupDriveError):
             # Never log the message itself: it holds the password.
