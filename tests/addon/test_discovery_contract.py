@@ -10,6 +10,7 @@ from tests.discovery_payload_contract import DOCUMENTED_PAYLOAD
 
 
 def test_the_payload_matches_the_documented_one(tmp_path: Path) -> None:
+    """build_config sends the documented keys, with the documented value types."""
     (tmp_path / PASSWORD_FILE).write_text("a-password\n")
     (tmp_path / PUBLIC_KEY_FILE).write_text(DOCUMENTED_PAYLOAD["host_key"] + " root@backup-drive\n")
     config = build_config(tmp_path, DOCUMENTED_PAYLOAD["host"], DOCUMENTED_PAYLOAD["port"])

@@ -26,6 +26,7 @@ async def start_discovery(hass: HomeAssistant, config: dict[str, Any]) -> Any:
 
 
 def test_the_integration_names_the_documented_keys() -> None:
+    """const.DISCOVERY_KEYS is the documented payload's key set."""
     assert set(DISCOVERY_KEYS) == set(DOCUMENTED_PAYLOAD)
 
 
@@ -37,6 +38,7 @@ def test_the_integration_names_the_documented_keys() -> None:
 async def test_the_documented_payload_is_accepted(
     hass: HomeAssistant, config: dict[str, Any]
 ) -> None:
+    """The documented payload, also with a key a later add-on adds, reaches the confirm step."""
     result = await start_discovery(hass, config)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "hassio_confirm"
@@ -44,6 +46,7 @@ async def test_the_documented_payload_is_accepted(
 
 @pytest.mark.parametrize("missing", sorted(DOCUMENTED_PAYLOAD))
 async def test_every_documented_key_is_needed(hass: HomeAssistant, missing: str) -> None:
+    """Without any one documented key the flow aborts."""
     config = {key: value for key, value in DOCUMENTED_PAYLOAD.items() if key != missing}
     result = await start_discovery(hass, config)
     assert result["type"] is FlowResultType.ABORT

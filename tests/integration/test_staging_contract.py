@@ -13,6 +13,7 @@ ARCHIVE = "Automatic_backup_2025.5.3_2025-06-03_01.00_00004595.tar"
 
 @pytest.mark.parametrize("final", [ARCHIVE, sidecar_name("00004595")], ids=["archive", "sidecar"])
 def test_temporary_names_are_staging_names(final: str) -> None:
+    """The server hides the temporary names (and removes them on abort), not the final ones."""
     temporary = staging_name(final)
     assert temporary.startswith(".")
     assert is_staging_name(temporary)
