@@ -39,10 +39,8 @@ from custom_components.backup_drive import (  # noqa: E402
     BackupDriveData,
 )
 from custom_components.backup_drive.backup import BackupDriveAgent  # noqa: E402
-from custom_components.backup_drive.client import (  # noqa: E402
-    BackupDriveClient,
-    ServerSettings,
-)
+from custom_components.backup_drive.client import BackupDriveClient  # noqa: E402
+from custom_components.backup_drive.session import ServerSettings  # noqa: E402
 from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402

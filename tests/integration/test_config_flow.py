@@ -17,8 +17,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from custom_components.backup_drive.client import fingerprint
 from custom_components.backup_drive.const import CONF_HOST_KEY, CONF_PATH, CONF_PRIVATE_KEY, DOMAIN
+from custom_components.backup_drive.session import fingerprint
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
 from tests.integration.entries import (
     ADDON_SLUG,

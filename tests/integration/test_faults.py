@@ -32,8 +32,8 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.backup_drive.backup import BackupDriveAgent
-from custom_components.backup_drive.client import fingerprint
 from custom_components.backup_drive.const import CONF_HOST_KEY, DOMAIN
+from custom_components.backup_drive.session import fingerprint
 from tests.backup_target import BackupTarget
 from tests.integration.entries import (
     DISCOVERY_UUID,

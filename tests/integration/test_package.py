@@ -11,6 +11,7 @@ import yaml
 from packaging.requirements import Requirement
 
 import custom_components.backup_drive as package
+from custom_components.backup_drive.errors import ERROR_MEANINGS
 
 PACKAGE_DIR = Path(package.__file__).parent
 CORE_ASYNCSSH_PIN = "2.21.0"  # homeassistant/components/sftp_storage/manifest.json
@@ -45,7 +46,7 @@ def test_every_flow_error_and_abort_is_translated() -> None:
     strings = load_json("strings.json")
     source = (PACKAGE_DIR / "config_flow.py").read_text()
     errors = set(re.findall(r'(?:errors\[[^]]+\] = |return |, )"([a-z_]+)"\)?$', source, re.M))
-    errors |= set(re.findall(r'\(\w+, "([a-z_]+)"\)', source))
+    errors |= {meaning.flow_error for meaning in ERROR_MEANINGS.values() if meaning.flow_error}
     assert {"cannot_connect", "invalid_auth", "host_key_changed", "unknown"} <= errors
     assert errors <= set(strings["config"]["error"]), errors - set(strings["config"]["error"])
     reasons = set(re.findall(r'reason="([a-z_]+)"', source)) | {"already_configured"}
@@ -57,8 +58,7 @@ def test_every_flow_error_and_abort_is_translated() -> None:
 def test_every_exception_and_issue_is_translated() -> None:
     """Setup's exceptions and the repair issue have texts, with the placeholders they use."""
     strings = load_json("strings.json")
-    source = (PACKAGE_DIR / "__init__.py").read_text()
-    keys = set(re.findall(r'translation_key="([a-z_]+)"', source))
+    keys = {meaning.translation_key for meaning in ERROR_MEANINGS.values()}
     assert keys == set(strings["exceptions"])
     assert "host_key_mismatch" in strings["issues"]
     repairs = (PACKAGE_DIR / "repairs.py").read_text()

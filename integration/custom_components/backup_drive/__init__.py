@@ -16,20 +16,17 @@ from homeassistant.const import (
     EVENT_HOMEASSISTANT_STOP,
 )
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import issue_registry as ir
 
-from .client import BackupDriveClient, ServerSettings
+from .client import BackupDriveClient
 from .const import (
     CONF_HOST_KEY,
     CONF_PATH,
     CONF_PRIVATE_KEY,
     DATA_BACKUP_AGENT_LISTENERS,
-    DOMAIN,
-    ISSUE_HOST_KEY_MISMATCH,
-    LOGGER,
 )
-from .errors import AccessDenied, BackupDriveError, FolderMissing, HostKeyMismatch, InvalidAuth
+from .errors import BackupDriveError
+from .failures import async_clear_host_key_issue, async_handle_setup_failure
+from .session import ServerSettings
 
 
 @dataclass(kw_only=True)
@@ -56,49 +53,15 @@ def settings_from_data(data: MappingProxyType[str, Any] | dict[str, Any]) -> Ser
     )
 
 
-def host_key_issue_id(entry: ConfigEntry) -> str:
-    """Return the id of the repair issue about an entry's changed host key."""
-    return f"{ISSUE_HOST_KEY_MISMATCH}_{entry.entry_id}"
-
-
 async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> bool:
     """Connect to the drive and check the backup folder."""
     client = BackupDriveClient(settings_from_data(entry.data))
-    placeholders = {"title": entry.title, "host": entry.data[CONF_HOST]}
     try:
         await client.check_folder()
-    except InvalidAuth as err:
-        await client.close()
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN,
-            translation_key="invalid_auth",
-            translation_placeholders=placeholders,
-        ) from err
-    except HostKeyMismatch as err:
-        await client.close()
-        async_raise_host_key_issue(hass, entry, err)
-        # Not a permanent error: an add-on update or restored key brings the entry back by itself.
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="host_key_changed",
-            translation_placeholders={**placeholders, "offered": err.offered_fingerprint or "?"},
-        ) from err
-    except (FolderMissing, AccessDenied) as err:
-        await client.close()
-        # A drive that is not mounted yet looks the same: retry rather than give up.
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="folder_unusable",
-            translation_placeholders={**placeholders, "error": str(err)},
-        ) from err
     except BackupDriveError as err:
         await client.close()
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="cannot_connect",
-            translation_placeholders={**placeholders, "error": str(err)},
-        ) from err
-    ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry))
+        raise async_handle_setup_failure(hass, entry, err) from err
+    async_clear_host_key_issue(hass, entry)
     entry.runtime_data = BackupDriveData(client=client)
 
     @callback
@@ -127,28 +90,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry)
 
 async def async_remove_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
     """Remove the entry's repair issue."""
-    ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry))
-
-
-@callback
-def async_raise_host_key_issue(
-    hass: HomeAssistant, entry: ConfigEntry, err: HostKeyMismatch
-) -> None:
-    """Tell the user the server's host key changed and how to accept the new one."""
-    LOGGER.error("Refusing to connect to %s: %s", entry.title, err)
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        host_key_issue_id(entry),
-        is_fixable=err.offered_key is not None,
-        is_persistent=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key=ISSUE_HOST_KEY_MISMATCH,
-        translation_placeholders={
-            "title": entry.title,
-            "host": f"{entry.data[CONF_HOST]}:{entry.data[CONF_PORT]}",
-            "expected": err.expected_fingerprint,
-            "offered": err.offered_fingerprint or "unknown",
-        },
-        data={"entry_id": entry.entry_id, "host_key": err.offered_key or ""},
-    )
+    async_clear_host_key_issue(hass, entry)

@@ -10,16 +10,14 @@ from typing import Any, cast
 from homeassistant.components.backup import (
     AgentBackup,
     BackupAgent,
-    BackupAgentError,
-    BackupNotFound,
     suggested_filename,
 )
-from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.core import HomeAssistant, callback
 
-from . import BackupDriveConfigEntry, async_raise_host_key_issue
+from . import BackupDriveConfigEntry
 from .const import DATA_BACKUP_AGENT_LISTENERS, DOMAIN, LOGGER
-from .errors import BackupDriveError, BackupFileMissing, CannotConnect, HostKeyMismatch, InvalidAuth
+from .errors import BackupDriveError
+from .failures import async_handle_agent_failure
 
 # While Home Assistant writes the archive locally, touch the drive often enough that a USB disk
 # with a typical spin-down timer (a few minutes) is still spinning when the upload starts.
@@ -91,12 +89,6 @@ async def async_post_backup(hass: HomeAssistant) -> None:
             data.keep_awake = None
 
 
-class DriveUnreachableError(BackupAgentUnreachableError):
-    """The drive cannot be reached; unlike its base class, str() keeps the reason."""
-
-    _message = ""
-
-
 def handle_backup_errors[F: Callable[..., Coroutine[Any, Any, Any]]](func: F) -> F:
     """Turn client errors into the backup integration's errors."""
 
@@ -105,7 +97,7 @@ def handle_backup_errors[F: Callable[..., Coroutine[Any, Any, Any]]](func: F) ->
         try:
             return await func(self, *args, **kwargs)
         except BackupDriveError as err:
-            raise self.agent_error(err) from err
+            raise async_handle_agent_failure(self._hass, self._entry, err) from err
 
     return cast(F, wrapper)
 
@@ -123,21 +115,6 @@ class BackupDriveAgent(BackupAgent):
         self._client = entry.runtime_data.client
         self.name = entry.title
         self.unique_id = entry.entry_id
-
-    def agent_error(self, err: BackupDriveError) -> BackupAgentError:
-        """Return the backup error for a client error, starting reauth or a repair on the way."""
-        if isinstance(err, BackupFileMissing):
-            return BackupNotFound(str(err))
-        if isinstance(err, CannotConnect):
-            return DriveUnreachableError(f"{self.name} is unreachable: {err}")
-        if isinstance(err, InvalidAuth):
-            self._entry.async_start_reauth(self._hass)
-            return BackupAgentError(f"{self.name}: the login was refused: {err}")
-        if isinstance(err, HostKeyMismatch):
-            async_raise_host_key_issue(self._hass, self._entry, err)
-            return BackupAgentError(f"{self.name}: the server's host key changed: {err}")
-        LOGGER.debug("%s failed", self.name, exc_info=err)
-        return BackupAgentError(f"{self.name}: {err}")
 
     @handle_backup_errors
     async def async_upload_backup(
@@ -174,7 +151,7 @@ class BackupDriveAgent(BackupAgent):
             async for chunk in stream:
                 yield chunk
         except BackupDriveError as err:
-            raise self.agent_error(err) from err
+            raise async_handle_agent_failure(self._hass, self._entry, err) from err
 
     @handle_backup_errors
     async def async_delete_backup(self, backup_id: str, **kwargs: Any) -> None:

@@ -16,13 +16,7 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from . import settings_from_data
-from .client import (
-    BackupDriveClient,
-    check_private_key,
-    fetch_host_key,
-    fingerprint,
-    normalize_path,
-)
+from .client import BackupDriveClient
 from .const import (
     CONF_ADDON_SLUG,
     CONF_HOST_KEY,
@@ -35,14 +29,12 @@ from .const import (
     LOGGER,
 )
 from .errors import (
-    AccessDenied,
     BackupDriveError,
     CannotConnect,
-    FolderMissing,
-    HostKeyMismatch,
-    InvalidAuth,
     InvalidPrivateKey,
+    meaning_of,
 )
+from .session import fetch_host_key, fingerprint, normalize_path, parse_private_key
 
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 KEY_SELECTOR = TextSelector(TextSelectorConfig(multiline=True))
@@ -73,26 +65,14 @@ RECONFIGURE_SCHEMA = vol.Schema(
 )
 
 
-# Most specific first: the first matching class names the error shown in the form.
-CHECK_ERRORS: tuple[tuple[type[BackupDriveError], str], ...] = (
-    (InvalidAuth, "invalid_auth"),
-    (HostKeyMismatch, "host_key_changed"),
-    (FolderMissing, "folder_missing"),
-    (AccessDenied, "permission_denied"),
-    (InvalidPrivateKey, "invalid_private_key"),
-    (CannotConnect, "cannot_connect"),
-)
-
-
 async def async_check_drive(data: Mapping[str, Any]) -> str | None:
     """Connect with the pinned host key and check the folder; return an error key or None."""
     client = BackupDriveClient(settings_from_data(dict(data)))
     try:
         await client.check_folder()
     except BackupDriveError as err:
-        for error_class, key in CHECK_ERRORS:
-            if isinstance(err, error_class):
-                return key
+        if (key := meaning_of(err).flow_error) is not None:
+            return key
         LOGGER.warning("Checking %s failed: %s", data[CONF_HOST], err)
         return "unknown"
     except Exception:
@@ -109,7 +89,7 @@ def credentials_error(data: Mapping[str, Any]) -> str | None:
         return "missing_credentials"
     if data.get(CONF_PRIVATE_KEY):
         try:
-            check_private_key(data[CONF_PRIVATE_KEY])
+            parse_private_key(data[CONF_PRIVATE_KEY])
         except InvalidPrivateKey:
             return "invalid_private_key"
     return None
@@ -129,15 +109,10 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
         """Take the add-on's discovery message."""
         config = discovery_info.config
         try:
-            data: dict[str, Any] = {
-                CONF_HOST: str(config["host"]),
-                CONF_PORT: int(config["port"]),
-                CONF_USERNAME: str(config["username"]),
-                CONF_PASSWORD: str(config["password"]),
-                CONF_HOST_KEY: str(config["host_key"]),
-                CONF_PATH: normalize_path(str(config["path"])),
-                CONF_ADDON_SLUG: discovery_info.slug,
-            }
+            data: dict[str, Any] = {key: str(config[key]) for key in DISCOVERY_KEYS}
+            data[CONF_PORT] = int(config[CONF_PORT])
+            data[CONF_PATH] = normalize_path(data[CONF_PATH])
+            data[CONF_ADDON_SLUG] = discovery_info.slug
             fingerprint(data[CONF_HOST_KEY])
         except (KeyError, ValueError, TypeError, BackupDriveError):
             # Never log the message itself: it holds the password.

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.util.hass_dict import HassKey
 
 DOMAIN: Final = "backup_drive"
@@ -19,8 +20,17 @@ CONF_ADDON_SLUG: Final = "addon_slug"
 DEFAULT_PORT: Final = 22
 DEFAULT_PATH: Final = "/backups"
 
-# Keys of the add-on's discovery payload (a contract with the add-on: add keys, never rename).
-DISCOVERY_KEYS: Final = ("host", "port", "username", "password", "host_key", "path")
+# The add-on's discovery payload (BRIEF.md section 5; a contract with the add-on: add keys, never
+# rename). Each key fills the entry data key of the same name; tests/discovery_payload_contract.py
+# holds the documented example both halves are tested against.
+DISCOVERY_KEYS: Final = (
+    CONF_HOST,
+    CONF_PORT,
+    CONF_USERNAME,
+    CONF_PASSWORD,
+    CONF_HOST_KEY,
+    CONF_PATH,
+)
 
 DATA_BACKUP_AGENT_LISTENERS: HassKey[list[Callable[[], None]]] = HassKey(
     f"{DOMAIN}.backup_agent_listeners"

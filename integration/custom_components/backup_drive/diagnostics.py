@@ -9,9 +9,9 @@ from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from . import BackupDriveConfigEntry
-from .client import fingerprint
 from .const import CONF_HOST_KEY, CONF_PRIVATE_KEY
 from .errors import BackupDriveError
+from .session import fingerprint
 
 TO_REDACT = {CONF_PASSWORD, CONF_PRIVATE_KEY, CONF_USERNAME}
 

@@ -1,10 +1,15 @@
-"""Errors of the Backup Drive client, and how asyncssh's and the OS's map onto them."""
+"""Errors of the Backup Drive client, and what each one means to setup, flows and the agent."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import asyncssh
+from homeassistant.components.backup import BackupAgentError, BackupNotFound
+from homeassistant.components.backup.agent import BackupAgentUnreachableError
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 
 
 class BackupDriveError(Exception):
@@ -54,6 +59,12 @@ class TransferFailed(BackupDriveError):
     """Any other failure while reading or writing."""
 
 
+class DriveUnreachableError(BackupAgentUnreachableError):
+    """The drive cannot be reached; unlike its base class, str() keeps the reason."""
+
+    _message = ""
+
+
 def describe_error(err: BaseException) -> str:
     """Return a short human description of a library or OS error."""
     if isinstance(err, TimeoutError):
@@ -75,17 +86,88 @@ CONNECTION_ERRORS: Final = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ErrorMeaning:
+    """What one kind of client error means to setup, the config flow and the backup agent."""
+
+    # Setup: the exception that fails it and the key of its text in strings.json "exceptions".
+    # ConfigEntryNotReady retries; ConfigEntryAuthFailed starts reauth.
+    setup_error: type[ConfigEntryNotReady | ConfigEntryAuthFailed] = ConfigEntryNotReady
+    translation_key: str = "cannot_connect"
+    # Config flow: the form's error key; None for what checking a folder should never meet
+    # (shown as "unknown" and logged).
+    flow_error: str | None = None
+    # Backup agent: the error it raises, and its message from {name} (the entry) and {err}.
+    agent_error: type[BackupAgentError] = BackupAgentError
+    agent_message: str = "{name}: {err}"
+    # translate_error: the library errors that become this one, words of a server's reason
+    # that do too, and the message from {what} (the operation) and {reason}.
+    library_errors: tuple[type[BaseException], ...] = ()
+    reason_words: tuple[str, ...] = ()
+    message: str = "{what}: {reason}"
+
+
+# translate_error tries the rows in this order; TransferFailed catches what no row names.
+ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
+    BackupFileMissing: ErrorMeaning(
+        agent_error=BackupNotFound,
+        agent_message="{err}",
+        library_errors=(asyncssh.SFTPNoSuchFile, FileNotFoundError),
+        message="{what}: no such file",
+    ),
+    AccessDenied: ErrorMeaning(
+        # A drive that is not mounted yet looks the same: setup retries rather than give up.
+        translation_key="folder_unusable",
+        flow_error="permission_denied",
+        library_errors=(asyncssh.SFTPPermissionDenied, PermissionError),
+        message="{what}: permission denied",
+    ),
+    DriveFull: ErrorMeaning(
+        library_errors=(asyncssh.SFTPNoSpaceOnFilesystem, asyncssh.SFTPQuotaExceeded),
+        # Servers that answer a full disk with a generic failure still name it in the reason.
+        reason_words=("space", "quota"),
+        message="{what}: the drive is full ({reason})",
+    ),
+    CannotConnect: ErrorMeaning(
+        translation_key="cannot_connect",
+        flow_error="cannot_connect",
+        agent_error=DriveUnreachableError,
+        agent_message="{name} is unreachable: {err}",
+        library_errors=(*CONNECTION_ERRORS, asyncssh.DisconnectError),
+        message="{what}: the connection to the drive was lost ({reason})",
+    ),
+    InvalidAuth: ErrorMeaning(
+        setup_error=ConfigEntryAuthFailed,
+        translation_key="invalid_auth",
+        flow_error="invalid_auth",
+        agent_message="{name}: the login was refused: {err}",
+    ),
+    HostKeyMismatch: ErrorMeaning(
+        # Not a permanent error: an add-on update or restored key brings the entry back.
+        translation_key="host_key_changed",
+        flow_error="host_key_changed",
+        agent_message="{name}: the server's host key changed: {err}",
+    ),
+    FolderMissing: ErrorMeaning(translation_key="folder_unusable", flow_error="folder_missing"),
+    InvalidPrivateKey: ErrorMeaning(flow_error="invalid_private_key"),
+    TransferFailed: ErrorMeaning(),
+}
+
+
+def meaning_of(err: BackupDriveError) -> ErrorMeaning:
+    """Return the table's row for an error."""
+    for error_class in type(err).__mro__:
+        if meaning := ERROR_MEANINGS.get(error_class):
+            return meaning
+    return ERROR_MEANINGS[TransferFailed]
+
+
 def translate_error(err: Exception, what: str) -> BackupDriveError:
     """Turn an asyncssh or OS error into the matching BackupDriveError."""
     reason = describe_error(err)
-    if isinstance(err, asyncssh.SFTPNoSuchFile | FileNotFoundError):
-        return BackupFileMissing(f"{what}: no such file")
-    if isinstance(err, asyncssh.SFTPPermissionDenied | PermissionError):
-        return AccessDenied(f"{what}: permission denied")
-    if isinstance(err, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded) or (
-        "space" in reason.lower() or "quota" in reason.lower()
-    ):
-        return DriveFull(f"{what}: the drive is full ({reason})")
-    if isinstance(err, (*CONNECTION_ERRORS, asyncssh.DisconnectError)):
-        return CannotConnect(f"{what}: the connection to the drive was lost ({reason})")
-    return TransferFailed(f"{what}: {reason}")
+    for error_class, meaning in ERROR_MEANINGS.items():
+        if isinstance(err, meaning.library_errors) or any(
+            word in reason.lower() for word in meaning.reason_words
+        ):
+            return error_class(meaning.message.format(what=what, reason=reason))
+    return TransferFailed(ERROR_MEANINGS[TransferFailed].message.format(what=what, reason=reason))

@@ -8,9 +8,9 @@ from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
-from .client import fetch_host_key
 from .const import CONF_HOST_KEY
 from .errors import CannotConnect
+from .session import fetch_host_key
 
 
 class AcceptHostKeyFlow(RepairsFlow):

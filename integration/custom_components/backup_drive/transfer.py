@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Final
 
+import asyncssh
 from asyncssh import SFTPClientFile
 
-from .errors import TransferFailed
+from .errors import BackupDriveError, TransferFailed, translate_error
+
+# Round trips, not bandwidth, limit SFTP on a fast link: large blocks with several requests in
+# flight keep the pipe full (BRIEF.md section 3). Memory stays bounded by block size * in flight.
+# Measured on loopback against backup-drive-server: 1 MiB blocks, 8 in flight, beat 4 MiB x 4
+# both ways (4 MiB messages cost the asyncssh server twice the CPU per byte in copies), and a
+# 1 MiB chunk from Home Assistant's manager goes out without a copy.
+WRITE_BLOCK_SIZE: Final = 1024 * 1024
+WRITES_IN_FLIGHT: Final = 8
+READ_BLOCK_SIZE: Final = 1024 * 1024
+READS_IN_FLIGHT: Final = 8
+# Cleaning up after a failure must not hang on a dead connection.
+CLEANUP_TIMEOUT: Final = 10.0
+
+
+async def close_quietly(file: SFTPClientFile) -> None:
+    """Close a remote file after a failure, ignoring every error."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLEANUP_TIMEOUT):
+            await file.close()
 
 
 def check_size(written: int, expected: int) -> None:
@@ -117,3 +139,29 @@ async def read_exactly(file: SFTPClientFile, offset: int, length: int) -> bytes:
             raise TransferFailed("The backup file became shorter while it was read")
         data += more
     return data
+
+
+async def read_blocks(file: SFTPClientFile, size: int, name: str) -> AsyncIterator[bytes]:
+    """Yield the file in order while the next blocks are already being read; close it at the end."""
+    tasks: deque[asyncio.Task[bytes]] = deque()
+    offset = 0
+    try:
+        while True:
+            while len(tasks) < READS_IN_FLIGHT and offset < size:
+                length = min(READ_BLOCK_SIZE, size - offset)
+                tasks.append(asyncio.create_task(read_exactly(file, offset, length)))
+                offset += length
+            if not tasks:
+                return
+            try:
+                data = await tasks.popleft()
+            except BackupDriveError:
+                raise
+            except (OSError, asyncssh.Error) as err:
+                raise translate_error(err, f"Reading {name}") from err
+            yield data
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await close_quietly(file)
