@@ -15,7 +15,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from backup_drive_server import addon_tools, cli
+from backup_drive_addon import addon_tools
+from backup_drive_server import cli
 from tests.backup_target import REPO_ROOT
 from tests.peers import require_tool
 
@@ -365,7 +366,7 @@ def test_scripts_call_real_sub_commands_with_real_flags() -> None:
     parser = addon_tools.build_parser()
     commands = set()
     for script in oneshot_scripts():
-        for call in commands_in(script, ["python3", "-m", "backup_drive_server.addon_tools"]):
+        for call in commands_in(script, ["python3", "-m", "backup_drive_addon.addon_tools"]):
             # Values read with bashio become placeholders; argparse checks the flags.
             commands.add(parser.parse_args(["x" if "$(" in w else w for w in call]).command)
     assert commands == {

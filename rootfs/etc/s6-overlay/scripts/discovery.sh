@@ -5,7 +5,7 @@
 # key to Home Assistant through Supervisor discovery (service backup_drive).
 # Never withdrawn on stop: Home Assistant would delete the config entry.
 # ==============================================================================
-if ! python3 -m backup_drive_server.addon_tools \
+if ! python3 -m backup_drive_addon.addon_tools \
     --log-level "$(bashio::config 'log_level' 'info')" \
     publish-discovery \
     --data-dir /data/server \

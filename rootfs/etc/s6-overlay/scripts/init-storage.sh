@@ -9,7 +9,7 @@ if bashio::config.has_value 'device'; then
     device="$(bashio::config 'device')"
 fi
 
-if ! python3 -m backup_drive_server.addon_tools \
+if ! python3 -m backup_drive_addon.addon_tools \
     --log-level "$(bashio::config 'log_level' 'info')" \
     mount-storage \
     --device "${device}" \

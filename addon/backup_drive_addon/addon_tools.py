@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from backup_drive_server import discovery, drive_mount, integration_installer
+from backup_drive_addon import discovery, drive_mount, integration_installer
+from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
 
-_LOGGER = logging.getLogger("backup_drive_server.addon_tools")
+_LOGGER = logging.getLogger("backup_drive_addon.addon_tools")
 
 DEFAULT_MOUNT_POINT = Path("/mnt/backup_drive")
 DEFAULT_DATA_DIR = Path("/data/server")
@@ -88,9 +89,9 @@ def cmd_publish_discovery(args: argparse.Namespace) -> int:
         discovery.wait_for_sftp(args.port, args.wait)
         host = args.host or socket.gethostname()
         config = discovery.build_config(args.data_dir, host, args.port)
-        client = discovery.SupervisorClient(args.supervisor)
+        client = SupervisorClient(args.supervisor)
         discovery.publish(client, config, args.state_file)
-    except discovery.SupervisorError as err:
+    except SupervisorError as err:
         _LOGGER.error("Could not announce Backup Drive to Home Assistant: %s", err)
         return 1
     return 0
@@ -98,10 +99,10 @@ def cmd_publish_discovery(args: argparse.Namespace) -> int:
 
 def cmd_install_integration(args: argparse.Namespace) -> int:
     """Install or update the bundled integration, then ask for a restart."""
-    client: discovery.SupervisorClient | None
+    client: SupervisorClient | None
     try:
-        client = discovery.SupervisorClient(args.supervisor)
-    except discovery.SupervisorError:
+        client = SupervisorClient(args.supervisor)
+    except SupervisorError:
         # Outside Supervisor there is nobody to notify; the log still says to restart.
         client = None
     try:
@@ -160,7 +161,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Describe the sub-commands."""
-    parser = argparse.ArgumentParser(prog="python3 -m backup_drive_server.addon_tools")
+    parser = argparse.ArgumentParser(prog="python3 -m backup_drive_addon.addon_tools")
     parser.add_argument("--log-level", default="info")
     sub = parser.add_subparsers(dest="command", required=True)
 
