@@ -15,7 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from backup_drive_addon import discovery, drive_mount, integration_installer
+from backup_drive_addon import discovery, integration_installer
+from backup_drive_addon.drive_mount import mount_drive
+from backup_drive_addon.folder_mount import DEFAULT_FOLDER_ROOTS, use_folder
+from backup_drive_addon.mount_point import release
+from backup_drive_addon.storage_error import StorageError
 from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
 
 _LOGGER = logging.getLogger("backup_drive_addon.addon_tools")
@@ -63,12 +67,12 @@ def cmd_mount_storage(args: argparse.Namespace) -> int:
     """Mount the chosen drive (or bind the folder) at the mount point."""
     try:
         if args.device:
-            drive_mount.mount_drive(args.device, args.mount_point)
+            mount_drive(args.device, args.mount_point)
         else:
             _LOGGER.info("No USB drive chosen: using the folder %s", args.folder)
-            roots = tuple(args.folder_root) or drive_mount.DEFAULT_FOLDER_ROOTS
-            drive_mount.use_folder(args.folder, args.mount_point, roots)
-    except drive_mount.StorageError as err:
+            roots = tuple(args.folder_root) or DEFAULT_FOLDER_ROOTS
+            use_folder(args.folder, args.mount_point, roots)
+    except StorageError as err:
         return _fatal(err.message, err.hint)
     return 0
 
@@ -76,8 +80,8 @@ def cmd_mount_storage(args: argparse.Namespace) -> int:
 def cmd_release_storage(args: argparse.Namespace) -> int:
     """Unmount the storage so the drive can be unplugged."""
     try:
-        drive_mount.release(args.mount_point)
-    except drive_mount.StorageError as err:
+        release(args.mount_point)
+    except StorageError as err:
         _LOGGER.error("%s %s", err.message, err.hint)
         return 1
     return 0
