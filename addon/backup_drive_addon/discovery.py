@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
+from backup_drive_addon.health import read_ssh_banner
 from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
 from backup_drive_server.accounts import PASSWORD_FILE
 from backup_drive_server.host_key import HOST_KEY_FILE
@@ -22,7 +22,22 @@ PUBLIC_KEY_FILE = f"{HOST_KEY_FILE}.pub"
 DISCOVERY_PATH = f"/{BACKUPS_FOLDER}"
 
 
-def build_config(data_dir: Path, host: str, port: int) -> dict[str, Any]:
+class DiscoveryPayload(TypedDict):
+    """The config Home Assistant receives with the discovery: add keys, never rename them."""
+
+    host: str  # the add-on's host name on the Supervisor network
+    port: int  # SFTP port inside that network
+    username: str  # the account created for Home Assistant
+    password: str
+    host_key: str  # the server's public host key, OpenSSH one-line format
+    path: str  # folder for Home Assistant's backups, absolute in the SFTP view
+
+
+# The payload's keys in one place, for checking the contract with the integration.
+PAYLOAD_KEYS: tuple[str, ...] = tuple(DiscoveryPayload.__annotations__)
+
+
+def build_config(data_dir: Path, host: str, port: int) -> DiscoveryPayload:
     """Build the discovery payload (BRIEF.md section 5) from the server's data folder."""
     try:
         password = (data_dir / PASSWORD_FILE).read_text(encoding="utf-8").strip()
@@ -33,14 +48,14 @@ def build_config(data_dir: Path, host: str, port: int) -> dict[str, Any]:
         ) from err
     if not password or not host_key:
         raise SupervisorError(f"the password or host key file in {data_dir} is empty")
-    return {
-        "host": host,
-        "port": port,
-        "username": HOMEASSISTANT_USER,
-        "password": password,
-        "host_key": host_key,
-        "path": DISCOVERY_PATH,
-    }
+    return DiscoveryPayload(
+        host=host,
+        port=port,
+        username=HOMEASSISTANT_USER,
+        password=password,
+        host_key=host_key,
+        path=DISCOVERY_PATH,
+    )
 
 
 def wait_for_sftp(port: int, timeout: float, host: str = "127.0.0.1") -> None:
@@ -48,10 +63,8 @@ def wait_for_sftp(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection((host, port), timeout=2) as sock:
-                sock.settimeout(5)
-                if sock.recv(64).startswith(b"SSH-"):
-                    return
+            if read_ssh_banner(port, 2, host).startswith(b"SSH-"):
+                return
         except OSError:
             pass
         if time.monotonic() > deadline:
@@ -59,12 +72,12 @@ def wait_for_sftp(port: int, timeout: float, host: str = "127.0.0.1") -> None:
         time.sleep(0.25)
 
 
-def config_digest(config: dict[str, Any]) -> str:
+def config_digest(config: DiscoveryPayload) -> str:
     """Fingerprint a payload, so the state file never holds the password itself."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def publish(client: SupervisorClient, config: dict[str, Any], state_file: Path) -> str:
+def publish(client: SupervisorClient, config: DiscoveryPayload, state_file: Path) -> str:
     """Send the payload to Supervisor and return the discovery uuid.
 
     It is sent on every start: Supervisor keeps the uuid for the same add-on and service and
