@@ -7,10 +7,7 @@
 # ==============================================================================
 if ! python3 -m backup_drive_addon.addon_tools \
     --log-level "$(bashio::config 'log_level' 'info')" \
-    publish-discovery \
-    --data-dir /data/server \
-    --port 2222 \
-    --state-file /data/discovery.json; then
+    publish-discovery; then
     # The server keeps running for WebDAV and SFTP clients: warn instead of stopping.
     bashio::log.warning "Home Assistant will not find Backup Drive by itself until this is fixed."
 fi
