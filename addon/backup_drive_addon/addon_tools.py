@@ -19,8 +19,11 @@ from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
 from backup_drive_server.log_format import configure_logging
 from backup_drive_server.settings import SFTP_PORT, WEBDAV_PORT
 
+# Named, not __name__: run with `python3 -m`, this module is __main__.
 _LOGGER = logging.getLogger("backup_drive_addon.addon_tools")
 
+# Where things live in the add-on's container. The s6 scripts rely on these defaults; the
+# server's run script names the same paths (tests/addon/test_packaging.py holds them together).
 DEFAULT_MOUNT_POINT = Path("/mnt/backup_drive")
 DEFAULT_DATA_DIR = Path("/data/server")
 DEFAULT_STATE_FILE = Path("/data/discovery.json")
