@@ -37,7 +37,7 @@ COPY rootfs /
 # Healthy when SFTP sends its banner and WebDAV answers HTTP; the discovery and storage steps
 # have their own checks at start.
 HEALTHCHECK --interval=60s --timeout=15s --start-period=120s --retries=3 \
-    CMD ["python3", "-m", "backup_drive_server.addon_tools", "healthcheck"]
+    CMD ["python3", "-m", "backup_drive_addon.addon_tools", "healthcheck"]
 
 LABEL \
     io.hass.name="Backup Drive" \

@@ -8,23 +8,16 @@ import logging
 import sys
 from pathlib import Path
 
+from backup_drive_server.log_format import LOG_LEVELS, configure_logging
 from backup_drive_server.service import serve
 from backup_drive_server.settings import (
+    SFTP_PORT,
+    WEBDAV_PORT,
     ServerSettings,
     SettingsError,
     read_options,
     users_from_options,
 )
-
-_LOG_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "notice": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "fatal": logging.CRITICAL,
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the add-on's options.json (extra users, WebDAV TLS, log level)",
     )
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--sftp-port", type=int, default=2222)
-    parser.add_argument("--webdav-port", type=int, default=8080)
+    parser.add_argument("--sftp-port", type=int, default=SFTP_PORT)
+    parser.add_argument("--webdav-port", type=int, default=WEBDAV_PORT)
     parser.add_argument(
         "--ssl-dir",
         type=Path,
@@ -57,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--require-mount", action="store_true",
                         help="refuse file access while no drive is mounted at the storage "
                         "folder, so nothing lands on the container's own disk")  # fmt: skip
-    parser.add_argument("--log-level", choices=sorted(_LOG_LEVELS))
+    parser.add_argument("--log-level", choices=sorted(LOG_LEVELS))
     return parser
 
 
@@ -90,11 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         print(f"backup-drive-server: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=_LOG_LEVELS.get(settings.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
+    configure_logging(settings.log_level)
     # asyncssh logs every channel at INFO; keep the add-on log about backups, not packets.
     logging.getLogger("asyncssh").setLevel(
         logging.DEBUG if settings.log_level in ("trace", "debug") else logging.WARNING

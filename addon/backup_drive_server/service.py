@@ -11,17 +11,18 @@ from backup_drive_server import __version__
 from backup_drive_server.accounts import PASSWORD_FILE, AccountBook, load_homeassistant_password
 from backup_drive_server.host_key import fingerprint, load_host_key
 from backup_drive_server.login_guard import LoginGuard
-from backup_drive_server.settings import BACKUPS_FOLDER, HOMEASSISTANT_USER, ServerSettings
+from backup_drive_server.settings import (
+    BACKUPS_FOLDER,
+    HOMEASSISTANT_USER,
+    SHUTDOWN_GRACE_SECONDS,
+    ServerSettings,
+)
 from backup_drive_server.sftp_server import SFTPContext, start_sftp_server
 from backup_drive_server.storage_root import StorageRoot
 from backup_drive_server.webdav_server import WebDAVServer, webdav_config
 
 _LOGGER = logging.getLogger(__name__)
 
-# How long transfers in flight may take to finish after SIGTERM before they are cut off.
-# s6 and Docker allow 10 seconds before SIGKILL; this leaves time to clean up after.
-# (WebDAV uses the same figure, webdav_server.SHUTDOWN_GRACE_SECONDS.)
-SHUTDOWN_GRACE_SECONDS = 4.0
 IO_THREADS = 8
 
 

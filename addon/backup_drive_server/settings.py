@@ -9,6 +9,13 @@ from typing import Any
 
 BACKUPS_FOLDER = "backups"
 HOMEASSISTANT_USER = "homeassistant"
+# The add-on's ports: config.yaml publishes these, and the add-on's tools probe them.
+SFTP_PORT = 2222
+WEBDAV_PORT = 8080
+# How long transfers in flight may take to finish after SIGTERM before they are cut off, over
+# SFTP and WebDAV alike. s6 and Docker allow 10 seconds before SIGKILL; this leaves time to
+# clean up after.
+SHUTDOWN_GRACE_SECONDS = 4.0
 
 
 class SettingsError(Exception):
@@ -32,8 +39,8 @@ class ServerSettings:
     storage: Path
     data_dir: Path
     bind: str = "127.0.0.1"
-    sftp_port: int = 2222
-    webdav_port: int = 8080
+    sftp_port: int = SFTP_PORT
+    webdav_port: int = WEBDAV_PORT
     users: tuple[ExtraUser, ...] = ()
     webdav_certfile: Path | None = None
     webdav_keyfile: Path | None = None

@@ -28,7 +28,7 @@ def supervisor() -> Iterator[SupervisorStandIn]:
 
 @pytest.fixture
 def run_tool() -> ToolRunner:
-    """Run `python -m backup_drive_server.addon_tools ARGS` as the s6 scripts do."""
+    """Run `python -m backup_drive_addon.addon_tools ARGS` as the s6 scripts do."""
 
     def run(
         *args: str, token: str | None = TOKEN, timeout: float = 120
@@ -39,7 +39,7 @@ def run_tool() -> ToolRunner:
         if token is not None:
             env["SUPERVISOR_TOKEN"] = token
         return subprocess.run(
-            [sys.executable, "-m", "backup_drive_server.addon_tools", *args],
+            [sys.executable, "-m", "backup_drive_addon.addon_tools", *args],
             capture_output=True,
             text=True,
             env=env,

@@ -116,7 +116,7 @@ def test_publishing_again_updates_in_place(
 def test_waits_until_the_server_listens(supervisor: SupervisorStandIn, tmp_path: Path) -> None:
     target = BackupTarget(storage=tmp_path / "storage", data_dir=tmp_path / "data")
     env_args = [
-        sys.executable, "-m", "backup_drive_server.addon_tools", "publish-discovery",
+        sys.executable, "-m", "backup_drive_addon.addon_tools", "publish-discovery",
         "--data-dir", str(target.data_dir), "--port", str(target.sftp_port),
         "--host", ADDON_HOST, "--supervisor", supervisor.url,
         "--state-file", str(tmp_path / "discovery.json"), "--wait", "60",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_drive_server.integration_installer import version_key
+from backup_drive_addon.integration_installer import version_key
 from tests.addon.conftest import TOKEN, ToolRunner
 from tests.addon.supervisor_standin import NOTIFICATION_PATH, SupervisorStandIn
 from tests.backup_target import REPO_ROOT

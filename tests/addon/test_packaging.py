@@ -15,7 +15,9 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from backup_drive_server import addon_tools, cli
+from backup_drive_addon import addon_tools
+from backup_drive_server import cli
+from backup_drive_server.settings import SFTP_PORT, WEBDAV_PORT
 from tests.backup_target import REPO_ROOT
 from tests.peers import require_tool
 
@@ -365,7 +367,7 @@ def test_scripts_call_real_sub_commands_with_real_flags() -> None:
     parser = addon_tools.build_parser()
     commands = set()
     for script in oneshot_scripts():
-        for call in commands_in(script, ["python3", "-m", "backup_drive_server.addon_tools"]):
+        for call in commands_in(script, ["python3", "-m", "backup_drive_addon.addon_tools"]):
             # Values read with bashio become placeholders; argparse checks the flags.
             commands.add(parser.parse_args(["x" if "$(" in w else w for w in call]).command)
     assert commands == {
@@ -384,6 +386,33 @@ def test_the_server_is_started_with_flags_it_knows() -> None:
     assert (args.sftp_port, args.webdav_port) == (2222, 8080)
     assert args.options == Path("/data/options.json")
     assert args.data_dir == Path("/data/server")
+
+
+def test_the_server_serves_what_the_tools_prepare() -> None:
+    # The run script must name its paths (the server's own defaults are for development); the
+    # add-on tools' defaults are where the other services mount, read and probe.
+    [call] = commands_in(
+        SERVICES / "backup-drive" / "run", ["python3", "-m", "backup_drive_server"]
+    )
+    server = cli.build_parser().parse_args(call)
+    tools = addon_tools.build_parser()
+    assert server.storage == tools.parse_args(["mount-storage"]).mount_point
+    assert server.storage == tools.parse_args(["release-storage"]).mount_point
+    assert server.data_dir == tools.parse_args(["publish-discovery"]).data_dir
+    health = tools.parse_args(["healthcheck"])
+    assert server.options == health.options
+    assert (server.sftp_port, server.webdav_port) == (health.sftp_port, health.webdav_port)
+    assert tools.parse_args(["publish-discovery"]).port == server.sftp_port
+
+
+def test_config_publishes_the_settings_ports(config: dict[str, Any]) -> None:
+    assert config["ports"] == {f"{SFTP_PORT}/tcp": SFTP_PORT, f"{WEBDAV_PORT}/tcp": WEBDAV_PORT}
+
+
+def test_the_image_puts_the_integration_where_the_installer_reads_it() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    source = addon_tools.build_parser().parse_args(["install-integration"]).source
+    assert f"COPY integration/custom_components/backup_drive {source}\n" in text
 
 
 # --- Dockerfile ------------------------------------------------------------------------------

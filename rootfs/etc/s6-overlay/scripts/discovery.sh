@@ -5,12 +5,9 @@
 # key to Home Assistant through Supervisor discovery (service backup_drive).
 # Never withdrawn on stop: Home Assistant would delete the config entry.
 # ==============================================================================
-if ! python3 -m backup_drive_server.addon_tools \
+if ! python3 -m backup_drive_addon.addon_tools \
     --log-level "$(bashio::config 'log_level' 'info')" \
-    publish-discovery \
-    --data-dir /data/server \
-    --port 2222 \
-    --state-file /data/discovery.json; then
+    publish-discovery; then
     # The server keeps running for WebDAV and SFTP clients: warn instead of stopping.
     bashio::log.warning "Home Assistant will not find Backup Drive by itself until this is fixed."
 fi

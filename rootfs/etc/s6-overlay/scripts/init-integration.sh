@@ -9,11 +9,9 @@ if bashio::config.false 'install_integration'; then
     exit 0
 fi
 
-if ! python3 -m backup_drive_server.addon_tools \
+if ! python3 -m backup_drive_addon.addon_tools \
     --log-level "$(bashio::config 'log_level' 'info')" \
-    install-integration \
-    --source /opt/backup_drive/custom_components/backup_drive \
-    --config-dir /homeassistant; then
+    install-integration; then
     # The backup target works without it: warn instead of stopping the add-on.
     bashio::log.warning "Install the integration by hand as the add-on's Documentation tab explains."
 fi

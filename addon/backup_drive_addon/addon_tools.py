@@ -3,52 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import socket
-import ssl
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
-from backup_drive_server import discovery, drive_mount, integration_installer
+from backup_drive_addon import discovery, integration_installer
+from backup_drive_addon.drive_mount import mount_drive
+from backup_drive_addon.folder_mount import DEFAULT_FOLDER_ROOTS, use_folder
+from backup_drive_addon.health import check_health, webdav_scheme
+from backup_drive_addon.mount_point import release
+from backup_drive_addon.storage_error import StorageError
+from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
+from backup_drive_server.log_format import configure_logging
+from backup_drive_server.settings import SFTP_PORT, WEBDAV_PORT
 
-_LOGGER = logging.getLogger("backup_drive_server.addon_tools")
+# Named, not __name__: run with `python3 -m`, this module is __main__.
+_LOGGER = logging.getLogger("backup_drive_addon.addon_tools")
 
+# Where things live in the add-on's container. The s6 scripts rely on these defaults; the
+# server's run script names the same paths (tests/addon/test_packaging.py holds them together).
 DEFAULT_MOUNT_POINT = Path("/mnt/backup_drive")
 DEFAULT_DATA_DIR = Path("/data/server")
 DEFAULT_STATE_FILE = Path("/data/discovery.json")
 DEFAULT_INTEGRATION = Path("/opt/backup_drive/custom_components/backup_drive")
 DEFAULT_CONFIG_DIR = Path("/homeassistant")
 DEFAULT_OPTIONS = Path("/data/options.json")
-SFTP_PORT = 2222
-WEBDAV_PORT = 8080
-
-
-class _BashioFormatter(logging.Formatter):
-    """Write lines like bashio does, so the add-on's log reads as one voice."""
-
-    LEVELS: ClassVar[dict[str, str]] = {"CRITICAL": "FATAL"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Format as `[HH:MM:SS] LEVEL: message`."""
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        level = self.LEVELS.get(record.levelname, record.levelname)
-        return f"[{stamp}] {level}: {record.getMessage()}"
-
-
-def _setup_logging(level: str) -> None:
-    """Send log lines to stderr in bashio's format."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_BashioFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    name = {"trace": "DEBUG", "notice": "INFO", "fatal": "CRITICAL"}.get(level, level.upper())
-    root.setLevel(getattr(logging, name, logging.INFO))
 
 
 def _fatal(*lines: str) -> int:
@@ -62,12 +43,12 @@ def cmd_mount_storage(args: argparse.Namespace) -> int:
     """Mount the chosen drive (or bind the folder) at the mount point."""
     try:
         if args.device:
-            drive_mount.mount_drive(args.device, args.mount_point)
+            mount_drive(args.device, args.mount_point)
         else:
             _LOGGER.info("No USB drive chosen: using the folder %s", args.folder)
-            roots = tuple(args.folder_root) or drive_mount.DEFAULT_FOLDER_ROOTS
-            drive_mount.use_folder(args.folder, args.mount_point, roots)
-    except drive_mount.StorageError as err:
+            roots = tuple(args.folder_root) or DEFAULT_FOLDER_ROOTS
+            use_folder(args.folder, args.mount_point, roots)
+    except StorageError as err:
         return _fatal(err.message, err.hint)
     return 0
 
@@ -75,8 +56,8 @@ def cmd_mount_storage(args: argparse.Namespace) -> int:
 def cmd_release_storage(args: argparse.Namespace) -> int:
     """Unmount the storage so the drive can be unplugged."""
     try:
-        drive_mount.release(args.mount_point)
-    except drive_mount.StorageError as err:
+        release(args.mount_point)
+    except StorageError as err:
         _LOGGER.error("%s %s", err.message, err.hint)
         return 1
     return 0
@@ -88,9 +69,9 @@ def cmd_publish_discovery(args: argparse.Namespace) -> int:
         discovery.wait_for_sftp(args.port, args.wait)
         host = args.host or socket.gethostname()
         config = discovery.build_config(args.data_dir, host, args.port)
-        client = discovery.SupervisorClient(args.supervisor)
+        client = SupervisorClient(args.supervisor)
         discovery.publish(client, config, args.state_file)
-    except discovery.SupervisorError as err:
+    except SupervisorError as err:
         _LOGGER.error("Could not announce Backup Drive to Home Assistant: %s", err)
         return 1
     return 0
@@ -98,10 +79,10 @@ def cmd_publish_discovery(args: argparse.Namespace) -> int:
 
 def cmd_install_integration(args: argparse.Namespace) -> int:
     """Install or update the bundled integration, then ask for a restart."""
-    client: discovery.SupervisorClient | None
+    client: SupervisorClient | None
     try:
-        client = discovery.SupervisorClient(args.supervisor)
-    except discovery.SupervisorError:
+        client = SupervisorClient(args.supervisor)
+    except SupervisorError:
         # Outside Supervisor there is nobody to notify; the log still says to restart.
         client = None
     try:
@@ -112,47 +93,9 @@ def cmd_install_integration(args: argparse.Namespace) -> int:
     return 0
 
 
-def _webdav_scheme(options_file: Path) -> str:
-    """Read from the options whether WebDAV speaks TLS."""
-    try:
-        options = json.loads(options_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return "http"
-    return "https" if isinstance(options, dict) and options.get("webdav_tls") else "http"
-
-
-def check_health(
-    sftp_port: int, webdav_port: int, scheme: str, host: str = "127.0.0.1"
-) -> list[str]:
-    """Probe both servers; return what is wrong (nothing when healthy)."""
-    problems = []
-    try:
-        with socket.create_connection((host, sftp_port), timeout=5) as sock:
-            sock.settimeout(5)
-            if not sock.recv(64).startswith(b"SSH-"):
-                problems.append(f"SFTP on port {sftp_port} did not send an SSH banner")
-    except OSError as err:
-        problems.append(f"SFTP on port {sftp_port}: {err}")
-    context = ssl.create_default_context()
-    # The certificate names the public host name, not 127.0.0.1: only liveness matters here.
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    request = urllib.request.Request(f"{scheme}://{host}:{webdav_port}/", method="OPTIONS")  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=5, context=context):  # noqa: S310
-            pass
-    except urllib.error.HTTPError as err:
-        # 401 is the healthy answer without credentials.
-        if err.code >= 500:
-            problems.append(f"WebDAV on port {webdav_port} answered HTTP {err.code}")
-    except (urllib.error.URLError, OSError) as err:
-        problems.append(f"WebDAV on port {webdav_port}: {getattr(err, 'reason', err)}")
-    return problems
-
-
 def cmd_healthcheck(args: argparse.Namespace) -> int:
     """Exit 0 when both servers answer (the Dockerfile's HEALTHCHECK)."""
-    problems = check_health(args.sftp_port, args.webdav_port, _webdav_scheme(args.options))
+    problems = check_health(args.sftp_port, args.webdav_port, webdav_scheme(args.options))
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
@@ -160,7 +103,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Describe the sub-commands."""
-    parser = argparse.ArgumentParser(prog="python3 -m backup_drive_server.addon_tools")
+    parser = argparse.ArgumentParser(prog="python3 -m backup_drive_addon.addon_tools")
     parser.add_argument("--log-level", default="info")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -203,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    configure_logging(args.log_level)
     handler = args.handler
     code: int = handler(args)
     return code

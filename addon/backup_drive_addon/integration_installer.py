@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup_drive_server.discovery import SupervisorClient, SupervisorError
+from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
 
 _LOGGER = logging.getLogger(__name__)
 
