@@ -18,11 +18,17 @@ from asyncssh import SFTPAttrs, SFTPName
 
 from backup_drive_server.accounts import AccountBook
 from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.staged_upload import (
+    DRIVE_FULL_MESSAGE,
+    StagedUpload,
+    UploadNotSavedError,
+    is_staging_name,
+    write_all_at,
+)
 from backup_drive_server.storage_root import (
     OutsideStorageRootError,
     StorageRoot,
     StorageUnavailableError,
-    is_staging_name,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,15 +64,13 @@ class SFTPContext:
 
 
 class _OpenFile:
-    """A file handle given to a client; uploads write to `staging` until a clean close."""
+    """A file handle given to a client: a file opened in place, or a staged upload."""
 
-    __slots__ = ("failed", "fd", "local", "read_buffer", "staging")
+    __slots__ = ("fd", "read_buffer", "upload")
 
-    def __init__(self, fd: int, local: Path, staging: Path | None = None) -> None:
+    def __init__(self, fd: int, upload: StagedUpload | None = None) -> None:
         self.fd = fd
-        self.local = local
-        self.staging = staging
-        self.failed: OSError | None = None
+        self.upload = upload
         # Reused by inline reads: a fresh megabyte per request costs page faults on every read.
         self.read_buffer = bytearray()
 
@@ -92,10 +96,10 @@ def _client_error(err: Exception) -> Exception:
         return asyncssh.SFTPPermissionDenied(str(err))
     if isinstance(err, StorageUnavailableError):
         return asyncssh.SFTPFailure(str(err))
+    if isinstance(err, UploadNotSavedError):
+        return asyncssh.SFTPFailure(str(err))
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return asyncssh.SFTPNoSpaceOnFilesystem(
-            "The backup drive is full: free some space and try again"
-        )
+        return asyncssh.SFTPNoSpaceOnFilesystem(DRIVE_FULL_MESSAGE)
     return err
 
 
@@ -188,7 +192,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         self._who = f"{username} from {peer[0] if peer else 'unknown'} (SFTP)"
         self._files: set[_OpenFile] = set()
 
-    async def _run[T](self, func: Callable[..., T], *args: object) -> T:
+    async def _in_thread[T](self, func: Callable[..., T], *args: object) -> T:
         """Run blocking file work in the I/O pool so one slow disk never stalls other clients."""
         loop = asyncio.get_running_loop()
         try:
@@ -221,14 +225,14 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
     async def realpath(self, path: bytes) -> bytes:
         """Return the canonical client path; as in any chroot, the root's parent is the root."""
         clamped = posixpath.normpath(posixpath.join(b"/", path))
-        local = await self._run(self._local, clamped)
+        local = await self._in_thread(self._local, clamped)
         return self.reverse_map_path(os.fsencode(local))
 
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
         """Open a file; a new or truncated file is written under a temporary name."""
         if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND):
             self._require_write("upload")
-        opened = await self._run(self._open, path, pflags, attrs)
+        opened = await self._in_thread(self._open, path, pflags, attrs)
         self._files.add(opened)
         self._context.open_files += 1
         return opened
@@ -241,7 +245,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
             if stat.S_ISDIR(os.fstat(fd).st_mode):
                 os.close(fd)
                 raise IsADirectoryError(errno.EISDIR, "Is a directory", str(local))
-            return _OpenFile(fd, local)
+            return _OpenFile(fd)
         access = os.O_RDWR if reading else os.O_WRONLY
         exists = os.path.lexists(local)
         if exists and os.path.isdir(local):
@@ -253,17 +257,10 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         if exists and not pflags & asyncssh.FXF_TRUNC:
             # Resuming or appending to a file that is already whole: write in place.
             append = os.O_APPEND if pflags & asyncssh.FXF_APPEND else 0
-            return _OpenFile(os.open(local, access | append), local)
-        if not local.parent.is_dir():
-            raise FileNotFoundError(errno.ENOENT, "No such folder", str(local.parent))
-        staging = self._storage.new_staging_path(local)
+            return _OpenFile(os.open(local, access | append))
         mode = (attrs.permissions or 0o644) & 0o777
-        try:
-            fd = os.open(staging, access | os.O_CREAT | os.O_EXCL, mode)
-        except OSError:
-            self._storage.discard_staging(staging)
-            raise
-        return _OpenFile(fd, local, staging)
+        upload = StagedUpload(self._storage, local, who=self._who, mode=mode, readable=reading)
+        return _OpenFile(upload.fd, upload)
 
     async def close(self, file_obj: object) -> None:
         """Close a file; a clean close moves an upload into place, an abort deletes it."""
@@ -273,30 +270,17 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
             self._context.open_files -= 1
         # asyncssh closes the files a vanished client left open before calling exit(); the
         # channel is already closing then, and that is what tells an abort from a clean close.
-        aborted = self._chan.is_closing()
-        await self._run(self._finish, opened, aborted)
+        aborted = self.channel.is_closing()
+        await self._in_thread(self._finish, opened, aborted)
 
-    def _finish(self, opened: _OpenFile, aborted: bool) -> None:
-        os.close(opened.fd)
-        if opened.staging is None:
-            return
-        if aborted or opened.failed is not None:
-            self._storage.discard_staging(opened.staging)
-            _LOGGER.warning(
-                "Discarded unfinished upload of %s by %s%s",
-                self._storage.client_path(opened.local), self._who,
-                f": {opened.failed.strerror}" if opened.failed else " (connection lost)",
-            )  # fmt: skip
-            if opened.failed is not None and not aborted:
-                raise asyncssh.SFTPFailure(
-                    f"Upload failed ({opened.failed.strerror}); nothing was saved as "
-                    f"{self._storage.client_path(opened.local)}"
-                )
-            return
-        if os.path.isdir(opened.local):
-            self._storage.discard_staging(opened.staging)
-            raise IsADirectoryError(errno.EISDIR, "A folder has that name", str(opened.local))
-        self._storage.commit_staging(opened.staging, opened.local)
+    @staticmethod
+    def _finish(opened: _OpenFile, aborted: bool) -> None:
+        if opened.upload is None:
+            os.close(opened.fd)
+        elif aborted:
+            opened.upload.discard("connection lost")
+        else:
+            opened.upload.commit()
 
     async def read(self, file_obj: object, offset: int, size: int) -> bytes:
         """Read from a file: inline when the data is cached, else in the I/O pool."""
@@ -315,34 +299,24 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         if count == size:
             return bytes(view)
         if count:
-            rest = await self._run(os.pread, opened.fd, size - count, offset + count)
+            rest = await self._in_thread(os.pread, opened.fd, size - count, offset + count)
             return bytes(view[:count]) + rest
-        return await self._run(os.pread, opened.fd, size, offset)
+        return await self._in_thread(os.pread, opened.fd, size, offset)
 
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         """Write to a file; a failed write marks an upload so its close cannot publish it."""
-        return await self._run(self._write, _opened(file_obj), offset, data)
-
-    @staticmethod
-    def _write(opened: _OpenFile, offset: int, data: bytes) -> int:
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.pwrite(opened.fd, view, offset)
-                view = view[written:]
-                offset += written
-        except OSError as err:
-            opened.failed = err
-            raise
-        return len(data)
+        opened = _opened(file_obj)
+        if opened.upload is not None:
+            return await self._in_thread(opened.upload.write_at, offset, data)
+        return await self._in_thread(write_all_at, opened.fd, offset, data)
 
     async def fsync(self, file_obj: object) -> None:
         """Flush a file to the drive."""
-        await self._run(os.fsync, _opened(file_obj).fd)
+        await self._in_thread(os.fsync, _opened(file_obj).fd)
 
     async def stat(self, path: bytes) -> os.stat_result:
         """Return attributes, following symlinks (inside the root only)."""
-        return await self._run(lambda: os.stat(self._local(path)))
+        return await self._in_thread(lambda: os.stat(self._local(path)))
 
     async def lstat(self, path: bytes) -> os.stat_result:
         """Return attributes of a path itself."""
@@ -351,16 +325,16 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
             self._local(path)  # a symlink pointing out is refused, not described
             return os.lstat(self._local(path, follow_last=False))
 
-        return await self._run(lstat_inside)
+        return await self._in_thread(lstat_inside)
 
     async def fstat(self, file_obj: object) -> os.stat_result:
         """Return attributes of an open file."""
-        return await self._run(os.fstat, _opened(file_obj).fd)
+        return await self._in_thread(os.fstat, _opened(file_obj).fd)
 
     async def setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Change size, permissions or times of a path."""
         self._require_write("setstat")
-        await self._run(lambda: self._apply_attrs(self._local(path), attrs))
+        await self._in_thread(lambda: self._apply_attrs(self._local(path), attrs))
 
     async def lsetstat(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Change attributes without following a final symlink (same as setstat here)."""
@@ -369,9 +343,9 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
     async def fsetstat(self, file_obj: object, attrs: SFTPAttrs) -> None:
         """Change attributes of an open file."""
         opened = _opened(file_obj)
-        if opened.staging is None:
+        if opened.upload is None:
             self._require_write("setstat")
-        await self._run(self._apply_attrs, opened.fd, attrs)
+        await self._in_thread(self._apply_attrs, opened.fd, attrs)
 
     @staticmethod
     def _apply_attrs(target: Path | int, attrs: SFTPAttrs) -> None:
@@ -388,7 +362,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def scandir(self, path: bytes) -> AsyncIterator[SFTPName]:
         """List a folder (hidden temporary upload names are left out)."""
-        entries = await self._run(self._list, path)
+        entries = await self._in_thread(self._list, path)
         for name, attrs in entries:
             yield SFTPName(name, attrs=attrs)
 
@@ -409,27 +383,29 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
     async def remove(self, path: bytes) -> None:
         """Delete a file (or a symlink itself)."""
         self._require_write("remove")
-        await self._run(lambda: os.remove(self._local(path, follow_last=False)))
+        await self._in_thread(lambda: os.remove(self._local(path, follow_last=False)))
 
     async def mkdir(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Create a folder."""
         self._require_write("mkdir")
-        await self._run(lambda: os.mkdir(self._local(path), (attrs.permissions or 0o755) & 0o777))
+        await self._in_thread(
+            lambda: os.mkdir(self._local(path), (attrs.permissions or 0o755) & 0o777)
+        )
 
     async def rmdir(self, path: bytes) -> None:
         """Delete an empty folder."""
         self._require_write("rmdir")
-        await self._run(lambda: os.rmdir(self._local(path, follow_last=False)))
+        await self._in_thread(lambda: os.rmdir(self._local(path, follow_last=False)))
 
     async def rename(self, oldpath: bytes, newpath: bytes) -> None:
         """Rename without replacing (SFTP v3 semantics)."""
         self._require_write("rename")
-        await self._run(self._rename, oldpath, newpath, False)
+        await self._in_thread(self._rename, oldpath, newpath, False)
 
     async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         """Rename, replacing the target atomically (posix-rename@openssh.com)."""
         self._require_write("rename")
-        await self._run(self._rename, oldpath, newpath, True)
+        await self._in_thread(self._rename, oldpath, newpath, True)
 
     def _rename(self, oldpath: bytes, newpath: bytes, replace: bool) -> None:
         source = self._local(oldpath, follow_last=False)
@@ -440,7 +416,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def readlink(self, path: bytes) -> bytes:
         """Return a symlink's target when it stays inside the root."""
-        local = await self._run(self._local, path)
+        local = await self._in_thread(self._local, path)
         return self.reverse_map_path(os.fsencode(local))
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
@@ -455,18 +431,18 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def statvfs(self, path: bytes) -> os.statvfs_result:
         """Return the drive's size and free space (`df` in sftp)."""
-        return await self._run(lambda: os.statvfs(self._local(path)))
+        return await self._in_thread(lambda: os.statvfs(self._local(path)))
 
     async def fstatvfs(self, file_obj: object) -> os.statvfs_result:
         """Return the drive's size and free space for an open file."""
-        return await self._run(os.fstatvfs, _opened(file_obj).fd)
+        return await self._in_thread(os.fstatvfs, _opened(file_obj).fd)
 
     async def exit(self) -> None:
         """End the session with exit status 0 so OpenSSH's scp reports success."""
         for leftover in list(self._files):
             await self.close(leftover)
-        if not self._chan.is_closing():
-            self._chan.exit(0)
+        if not self.channel.is_closing():
+            self.channel.exit(0)
 
 
 async def start_sftp_server(

@@ -6,7 +6,6 @@ import base64
 import binascii
 import errno
 import hashlib
-import io
 import logging
 import os
 import threading
@@ -19,6 +18,7 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav import util
 from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
     HTTP_SERVICE_UNAVAILABLE,
@@ -37,11 +37,17 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from backup_drive_server import __version__
 from backup_drive_server.accounts import AccountBook, canonical_username
 from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.staged_upload import (
+    DRIVE_FULL_MESSAGE,
+    STAGING_NAME_GLOB,
+    StagedUpload,
+    UploadNotSavedError,
+    is_staging_name,
+)
 from backup_drive_server.storage_root import (
     OutsideStorageRootError,
     StorageRoot,
     StorageUnavailableError,
-    is_staging_name,
 )
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
@@ -69,39 +75,30 @@ def _who(environ: Environ) -> str:
     return f"{user} from {_client_address(environ)} (WebDAV)"
 
 
-class _StagedUpload(io.RawIOBase):
-    """The file a PUT writes into: a hidden temporary name, counted byte by byte."""
+def _storage_error(err: OSError) -> Exception:
+    """Turn a full drive into 507 Insufficient Storage; other errors stay as they are."""
+    if err.errno == errno.ENOSPC:
+        full: Exception = DAVError(HTTP_INSUFFICIENT_STORAGE, DRIVE_FULL_MESSAGE)
+        return full
+    return err
 
-    def __init__(self, staging: Path) -> None:
-        super().__init__()
-        self.staging = staging
-        self.written = 0
-        self._file = io.FileIO(staging, "xb")
 
-    def writable(self) -> bool:
-        return True
+class _PutBody:
+    """What wsgidav's PUT writes the body into; end_write() then publishes or discards it."""
 
-    def write(self, data: Any) -> int:
-        try:
-            written = self._file.write(data)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise DAVError(
-                    HTTP_INSUFFICIENT_STORAGE, "The backup drive is full: free some space"
-                ) from err
-            raise
-        self.written += written or 0
-        return written or 0
+    def __init__(self, upload: StagedUpload) -> None:
+        self._upload = upload
 
-    def writelines(self, lines: Iterable[Any]) -> None:
-        for data in lines:
-            view = memoryview(data)
-            while view:
-                view = view[self.write(view) :]
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        """Append every chunk of the request body to the staged upload."""
+        for chunk in chunks:
+            try:
+                self._upload.append(chunk)
+            except OSError as err:
+                raise _storage_error(err) from err
 
     def close(self) -> None:
-        self._file.close()
-        super().close()
+        """Keep the file open: end_write() flushes it before the rename, or deletes it."""
 
 
 class BackupDriveFile(FileResource):  # type: ignore[misc]
@@ -109,50 +106,40 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
 
     def __init__(self, path: str, environ: Environ, file_path: str, *, exists: bool = True) -> None:
         """Represent `file_path`; `exists=False` for the target of a PUT that creates it."""
+        # FileResource.__init__ stats the file, which a PUT has not created yet; it has no
+        # public way to describe a file to come, so its three attributes are set here.
         DAVNonCollection.__init__(self, path, environ)
         self._file_path = file_path
         self.name = util.to_str(os.path.basename(file_path))
         self.file_stat = os.stat(file_path) if exists else os.stat_result((0,) * 10)
-        self._upload: _StagedUpload | None = None
+        self._upload: StagedUpload | None = None
 
     def get_content(self) -> BinaryIO:
         """Open for reading with the large block size GET streams in."""
         return open(self._file_path, "rb", BLOCK_SIZE)  # wsgidav closes it after the response
 
-    def begin_write(self, *, content_type: str | None = None) -> _StagedUpload:
+    def begin_write(self, *, content_type: str | None = None) -> _PutBody:
         """Start an upload under a temporary name next to the final one."""
         storage: StorageRoot = self.provider.storage
-        staging = storage.new_staging_path(Path(self._file_path))
-        try:
-            self._upload = _StagedUpload(staging)
-        except OSError:
-            storage.discard_staging(staging)
-            raise
-        return self._upload
+        self._upload = StagedUpload(storage, Path(self._file_path), who=_who(self.environ))
+        return _PutBody(self._upload)
 
     def end_write(self, *, with_errors: bool) -> None:
         """Publish a complete upload; delete one that failed or came up short."""
         upload, self._upload = self._upload, None
         if upload is None:
             return
-        storage: StorageRoot = self.provider.storage
-        # wsgidav skips close() when a write raised (a full drive): an open handle would keep
-        # the deleted file's space in use until the server restarts.
-        upload.close()
-        expected = self._expected_length()
-        if with_errors or (expected is not None and upload.written != expected):
-            storage.discard_staging(upload.staging)
-            _LOGGER.warning(
-                "Discarded unfinished upload of %s by %s (%d of %s bytes received)",
-                self.path, _who(self.environ), upload.written,
-                expected if expected is not None else "unknown",
-            )  # fmt: skip
-            if not with_errors:
-                raise DAVError(
-                    400, f"Upload incomplete: {upload.written} of {expected} bytes; nothing saved"
-                )
+        # wsgidav calls this without close() when a write raised (a full drive): the upload
+        # is closed here in every case, as an open handle would keep a deleted file's space.
+        if with_errors:
+            upload.discard("the request failed or was cut off")
             return
-        storage.commit_staging(upload.staging, Path(self._file_path))
+        try:
+            upload.commit(expected_size=self._expected_length())
+        except UploadNotSavedError as err:
+            raise DAVError(HTTP_BAD_REQUEST, str(err)) from err
+        except OSError as err:
+            raise _storage_error(err) from err
         self.file_stat = os.stat(self._file_path)
 
     def _expected_length(self) -> int | None:
@@ -176,7 +163,7 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
         if self.environ.get("REQUEST_METHOD") != "PUT":
             return super().create_empty_resource(name)
         path = util.join_uri(self.path, name)
-        file_path = self.provider._loc_to_file_path(path, self.environ)
+        file_path = self.provider.local_path(path, self.environ)
         return BackupDriveFile(path, self.environ, file_path, exists=False)
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
@@ -202,7 +189,13 @@ class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
         super().__init__(str(storage.path), readonly=False, fs_opts={"follow_symlinks": False})
         self.storage = storage
 
+    # FilesystemProvider maps every path through this private method (resources call it for
+    # COPY and MOVE too) and offers no public hook, so the jail has to replace it.
     def _loc_to_file_path(self, path: str, environ: Environ | None = None) -> str:
+        return self.local_path(path, environ)
+
+    def local_path(self, path: str, environ: Environ | None = None) -> str:
+        """Return the local file path for a request path, through the storage root's jail."""
         try:
             return str(self.storage.resolve(path, who=_who(environ or {})))
         except OutsideStorageRootError as err:
@@ -212,8 +205,7 @@ class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
 
     def get_resource_inst(self, path: str, environ: Environ) -> Any:
         """Return the file or folder at `path`, or None."""
-        self._count_get_resource_inst += 1
-        file_path = self._loc_to_file_path(path, environ)
+        file_path = self.local_path(path, environ)
         if not os.path.exists(file_path):
             return None
         if os.path.isdir(file_path):
@@ -375,7 +367,7 @@ def webdav_config(
         "block_size": BLOCK_SIZE,
         "dir_browser": {
             "enable": True,
-            "ignore": [".DS_Store", "._*", "Thumbs.db", ".*.partial-*"],
+            "ignore": [".DS_Store", "._*", "Thumbs.db", STAGING_NAME_GLOB],
             "response_trailer": f"Backup Drive {__version__}",
             "show_user": True,
             "davmount": True,
