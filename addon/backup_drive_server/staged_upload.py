@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 # `.<final name>.partial-<8 hex digits>`: hidden from listings by both servers, removed at start
-# and stop. The integration stages its own uploads under the same pattern, so a half-written
-# backup is hidden on every path; its tests check its names against STAGING_NAME_PATTERN.
+# and stop. The integration names its own temporary uploads to match, so that a half-written
+# backup stays hidden whichever side staged it.
 STAGING_NAME_PATTERN = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
 # The same names as a shell glob, for wsgidav's directory browser.
 STAGING_NAME_GLOB = ".*.partial-*"
