@@ -1,21 +1,18 @@
-"""The storage root both servers share: the path jail, staged uploads and free space."""
+"""The storage root both servers share: the path jail, staging names and free space."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import secrets
 import shutil
 import threading
 import time
 from pathlib import Path
 
 from backup_drive_server.settings import BACKUPS_FOLDER
+from backup_drive_server.staged_upload import is_staging_name, staging_name_for
 
 _LOGGER = logging.getLogger(__name__)
-
-_STAGING_NAME = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
 
 
 class OutsideStorageRootError(PermissionError):
@@ -24,11 +21,6 @@ class OutsideStorageRootError(PermissionError):
 
 class StorageUnavailableError(OSError):
     """The drive behind the storage root is gone (unplugged or never mounted)."""
-
-
-def is_staging_name(name: str) -> bool:
-    """Return whether `name` is the temporary name of an upload in progress."""
-    return _STAGING_NAME.match(name) is not None
 
 
 class StorageRoot:
@@ -116,7 +108,7 @@ class StorageRoot:
 
     def new_staging_path(self, final: Path) -> Path:
         """Reserve a hidden temporary name next to `final` for an upload."""
-        staging = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
+        staging = final.with_name(staging_name_for(final.name))
         with self._staging_lock:
             self._staging.add(staging)
         return staging

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
-import hashlib
-import io
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,89 +14,77 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav import util
 from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
     HTTP_SERVICE_UNAVAILABLE,
     DAVError,
 )
 from wsgidav.dav_provider import DAVNonCollection
-from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 from wsgidav.http_authenticator import HTTPAuthenticator
-from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from backup_drive_server import __version__
-from backup_drive_server.accounts import AccountBook, canonical_username
+from backup_drive_server.accounts import AccountBook
 from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.staged_upload import (
+    DRIVE_FULL_MESSAGE,
+    STAGING_NAME_GLOB,
+    StagedUpload,
+    UploadNotSavedError,
+    is_staging_name,
+)
 from backup_drive_server.storage_root import (
     OutsideStorageRootError,
     StorageRoot,
     StorageUnavailableError,
-    is_staging_name,
+)
+from backup_drive_server.webdav_auth import (
+    BackupDriveDomainController,
+    Environ,
+    LoginGuardMiddleware,
+    ReadOnlyMiddleware,
+    StartResponse,
+    describe_client,
 )
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
 
-REALM = "Backup Drive"
 SHUTDOWN_GRACE_SECONDS = 4
 BLOCK_SIZE = 1024 * 1024
-WRITE_METHODS = frozenset(
-    {"PUT", "DELETE", "MKCOL", "MOVE", "COPY", "PROPPATCH", "LOCK", "UNLOCK", "POST"}
-)
 QUOTA_AVAILABLE = "{DAV:}quota-available-bytes"
 QUOTA_USED = "{DAV:}quota-used-bytes"
 
-type Environ = dict[str, Any]
-type StartResponse = Callable[..., Any]
+
+def _storage_error(err: OSError) -> Exception:
+    """Turn a full drive into 507 Insufficient Storage; other errors stay as they are."""
+    if err.errno == errno.ENOSPC:
+        full: Exception = DAVError(HTTP_INSUFFICIENT_STORAGE, DRIVE_FULL_MESSAGE)
+        return full
+    return err
 
 
-def _client_address(environ: Environ) -> str:
-    return str(environ.get("REMOTE_ADDR") or "unknown")
+class _PutBody:
+    """What wsgidav's PUT writes the body into; end_write() then publishes or discards it."""
 
+    def __init__(self, upload: StagedUpload) -> None:
+        self._upload = upload
 
-def _who(environ: Environ) -> str:
-    user = environ.get("wsgidav.auth.user_name") or "anonymous"
-    return f"{user} from {_client_address(environ)} (WebDAV)"
-
-
-class _StagedUpload(io.RawIOBase):
-    """The file a PUT writes into: a hidden temporary name, counted byte by byte."""
-
-    def __init__(self, staging: Path) -> None:
-        super().__init__()
-        self.staging = staging
-        self.written = 0
-        self._file = io.FileIO(staging, "xb")
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        try:
-            written = self._file.write(data)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise DAVError(
-                    HTTP_INSUFFICIENT_STORAGE, "The backup drive is full: free some space"
-                ) from err
-            raise
-        self.written += written or 0
-        return written or 0
-
-    def writelines(self, lines: Iterable[Any]) -> None:
-        for data in lines:
-            view = memoryview(data)
-            while view:
-                view = view[self.write(view) :]
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        """Append every chunk of the request body to the staged upload."""
+        for chunk in chunks:
+            try:
+                self._upload.append(chunk)
+            except OSError as err:
+                raise _storage_error(err) from err
 
     def close(self) -> None:
-        self._file.close()
-        super().close()
+        """Keep the file open: end_write() flushes it before the rename, or deletes it."""
 
 
 class BackupDriveFile(FileResource):  # type: ignore[misc]
@@ -109,50 +92,42 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
 
     def __init__(self, path: str, environ: Environ, file_path: str, *, exists: bool = True) -> None:
         """Represent `file_path`; `exists=False` for the target of a PUT that creates it."""
+        # FileResource.__init__ stats the file, which a PUT has not created yet; it has no
+        # public way to describe a file to come, so its three attributes are set here.
         DAVNonCollection.__init__(self, path, environ)
         self._file_path = file_path
         self.name = util.to_str(os.path.basename(file_path))
         self.file_stat = os.stat(file_path) if exists else os.stat_result((0,) * 10)
-        self._upload: _StagedUpload | None = None
+        self._upload: StagedUpload | None = None
 
     def get_content(self) -> BinaryIO:
         """Open for reading with the large block size GET streams in."""
         return open(self._file_path, "rb", BLOCK_SIZE)  # wsgidav closes it after the response
 
-    def begin_write(self, *, content_type: str | None = None) -> _StagedUpload:
+    def begin_write(self, *, content_type: str | None = None) -> _PutBody:
         """Start an upload under a temporary name next to the final one."""
         storage: StorageRoot = self.provider.storage
-        staging = storage.new_staging_path(Path(self._file_path))
-        try:
-            self._upload = _StagedUpload(staging)
-        except OSError:
-            storage.discard_staging(staging)
-            raise
-        return self._upload
+        self._upload = StagedUpload(
+            storage, Path(self._file_path), who=describe_client(self.environ)
+        )
+        return _PutBody(self._upload)
 
     def end_write(self, *, with_errors: bool) -> None:
         """Publish a complete upload; delete one that failed or came up short."""
         upload, self._upload = self._upload, None
         if upload is None:
             return
-        storage: StorageRoot = self.provider.storage
-        # wsgidav skips close() when a write raised (a full drive): an open handle would keep
-        # the deleted file's space in use until the server restarts.
-        upload.close()
-        expected = self._expected_length()
-        if with_errors or (expected is not None and upload.written != expected):
-            storage.discard_staging(upload.staging)
-            _LOGGER.warning(
-                "Discarded unfinished upload of %s by %s (%d of %s bytes received)",
-                self.path, _who(self.environ), upload.written,
-                expected if expected is not None else "unknown",
-            )  # fmt: skip
-            if not with_errors:
-                raise DAVError(
-                    400, f"Upload incomplete: {upload.written} of {expected} bytes; nothing saved"
-                )
+        # wsgidav calls this without close() when a write raised (a full drive): the upload
+        # is closed here in every case, as an open handle would keep a deleted file's space.
+        if with_errors:
+            upload.discard("the request failed or was cut off")
             return
-        storage.commit_staging(upload.staging, Path(self._file_path))
+        try:
+            upload.commit(expected_size=self._expected_length())
+        except UploadNotSavedError as err:
+            raise DAVError(HTTP_BAD_REQUEST, str(err)) from err
+        except OSError as err:
+            raise _storage_error(err) from err
         self.file_stat = os.stat(self._file_path)
 
     def _expected_length(self) -> int | None:
@@ -176,7 +151,7 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
         if self.environ.get("REQUEST_METHOD") != "PUT":
             return super().create_empty_resource(name)
         path = util.join_uri(self.path, name)
-        file_path = self.provider._loc_to_file_path(path, self.environ)
+        file_path = self.provider.local_path(path, self.environ)
         return BackupDriveFile(path, self.environ, file_path, exists=False)
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
@@ -202,9 +177,15 @@ class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
         super().__init__(str(storage.path), readonly=False, fs_opts={"follow_symlinks": False})
         self.storage = storage
 
+    # FilesystemProvider maps every path through this private method (resources call it for
+    # COPY and MOVE too) and offers no public hook, so the jail has to replace it.
     def _loc_to_file_path(self, path: str, environ: Environ | None = None) -> str:
+        return self.local_path(path, environ)
+
+    def local_path(self, path: str, environ: Environ | None = None) -> str:
+        """Return the local file path for a request path, through the storage root's jail."""
         try:
-            return str(self.storage.resolve(path, who=_who(environ or {})))
+            return str(self.storage.resolve(path, who=describe_client(environ or {})))
         except OutsideStorageRootError as err:
             raise DAVError(HTTP_FORBIDDEN, str(err)) from err
         except StorageUnavailableError as err:
@@ -212,134 +193,12 @@ class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
 
     def get_resource_inst(self, path: str, environ: Environ) -> Any:
         """Return the file or folder at `path`, or None."""
-        self._count_get_resource_inst += 1
-        file_path = self._loc_to_file_path(path, environ)
+        file_path = self.local_path(path, environ)
         if not os.path.exists(file_path):
             return None
         if os.path.isdir(file_path):
             return BackupDriveFolder(path, environ, file_path)
         return BackupDriveFile(path, environ, file_path)
-
-
-class BackupDriveDomainController(BaseDomainController):  # type: ignore[misc]
-    """Check WebDAV logins against the shared account book, Basic and Digest alike."""
-
-    def __init__(self, wsgidav_app: WsgiDAVApp, config: dict[str, Any]) -> None:
-        """Read the account book from the wsgidav configuration."""
-        super().__init__(wsgidav_app, config)
-        self._accounts: AccountBook = config["backup_drive"]["accounts"]
-
-    def __str__(self) -> str:
-        """Name the controller in wsgidav's start-up log."""
-        return f"{self.__class__.__name__}()"
-
-    def get_domain_realm(self, path_info: str, environ: Environ) -> str:
-        """Use one realm for the whole drive."""
-        return REALM
-
-    def require_authentication(self, realm: str, environ: Environ) -> bool:
-        """Require a login for everything."""
-        return True
-
-    def basic_auth_user(self, realm: str, user_name: str, password: str, environ: Environ) -> bool:
-        r"""Check a Basic login (`DOMAIN\user` accepted as `user`)."""
-        account = self._accounts.get(user_name)
-        return account is not None and account.password_matches(password)
-
-    def supports_http_digest_auth(self) -> bool:
-        """Offer Digest: Windows Explorer uses it over plain HTTP, where it refuses Basic."""
-        return True
-
-    def digest_auth_user(self, realm: str, user_name: str, environ: Environ) -> str | bool:
-        """Return HA1 for Digest; the client hashed the name exactly as it sent it."""
-        account = self._accounts.get(user_name)
-        if account is None or not account.password:
-            return False
-        a1 = f"{user_name}:{realm}:{account.password}"
-        return hashlib.md5(a1.encode(), usedforsecurity=False).hexdigest()
-
-
-class LoginGuardMiddleware(BaseMiddleware):  # type: ignore[misc]
-    """Refuse banned addresses and count failed logins (runs before authentication)."""
-
-    def __init__(self, wsgidav_app: WsgiDAVApp, next_app: Any, config: dict[str, Any]) -> None:
-        """Take the shared login guard from the configuration."""
-        super().__init__(wsgidav_app, next_app, config)
-        self._guard: LoginGuard = config["backup_drive"]["login_guard"]
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Answer 403 to a banned address; slow down repeated failures."""
-        address = _client_address(environ)
-        if self._guard.is_banned(address):
-            body = b"Too many failed logins from your address: try again in a few minutes.\n"
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
-        sent_credentials = "HTTP_AUTHORIZATION" in environ
-        status_holder: list[str] = []
-
-        def watching_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            status_holder.append(status)
-            return start_response(status, headers, exc_info)
-
-        result = self.next_app(environ, watching_start_response)
-        if sent_credentials and status_holder:
-            if status_holder[0].startswith("401"):
-                user = _authorization_user(environ["HTTP_AUTHORIZATION"])
-                delay = self._guard.record_failure(address, "WebDAV", user)
-                if delay:
-                    time.sleep(delay)  # a cheroot worker thread: only this client waits
-            else:
-                self._guard.record_success(address)
-        return result  # type: ignore[no-any-return]
-
-
-def _authorization_user(header: str) -> str:
-    """Pull the user name out of an Authorization header, for the log."""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(value).decode(errors="replace").partition(":")[0]
-        except (ValueError, binascii.Error):
-            return "?"
-    for part in value.split(","):
-        key, _, item = part.strip().partition("=")
-        if key == "username":
-            return item.strip('"')
-    return "?"
-
-
-class ReadOnlyMiddleware(BaseMiddleware):  # type: ignore[misc]
-    """Refuse every write of a read-only account (runs after authentication)."""
-
-    def __init__(self, wsgidav_app: WsgiDAVApp, next_app: Any, config: dict[str, Any]) -> None:
-        """Take the account book from the configuration."""
-        super().__init__(wsgidav_app, next_app, config)
-        self._accounts: AccountBook = config["backup_drive"]["accounts"]
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Answer 403 to a write by a read-only account."""
-        user_name = environ.get("wsgidav.auth.user_name") or ""
-        if user_name:
-            # Explorer's `WORKGROUP\alice` is `alice` for locks, listings and the log.
-            environ["wsgidav.auth.user_name"] = canonical_username(user_name)
-        account = self._accounts.get(user_name)
-        if (
-            account is not None
-            and account.read_only
-            and environ["REQUEST_METHOD"].upper() in WRITE_METHODS
-        ):
-            _LOGGER.info("Refused %s %s for read-only %s", environ["REQUEST_METHOD"],
-                         environ.get("PATH_INFO"), _who(environ))  # fmt: skip
-            body = b"Permission denied: this account is read-only.\n"
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
-        return self.next_app(environ, start_response)  # type: ignore[no-any-return]
 
 
 def webdav_config(
@@ -375,7 +234,7 @@ def webdav_config(
         "block_size": BLOCK_SIZE,
         "dir_browser": {
             "enable": True,
-            "ignore": [".DS_Store", "._*", "Thumbs.db", ".*.partial-*"],
+            "ignore": [".DS_Store", "._*", "Thumbs.db", STAGING_NAME_GLOB],
             "response_trailer": f"Backup Drive {__version__}",
             "show_user": True,
             "davmount": True,
@@ -406,7 +265,7 @@ def refuse_escaping_paths(app: WsgiDAVApp) -> Callable[[Environ, StartResponse],
         except DAVError:
             _LOGGER.warning(
                 "Refused %r for %s: the path leads outside the storage root",
-                environ.get("PATH_INFO"), _who(environ),
+                environ.get("PATH_INFO"), describe_client(environ),
             )  # fmt: skip
             body = b"Permission denied: the path leads outside the storage root.\n"
             start_response(

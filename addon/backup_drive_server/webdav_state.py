@@ -22,6 +22,8 @@ def _open_shelf(path: str) -> shelve.Shelf[object]:
 class PropertyStore(ShelvePropertyManager):  # type: ignore[misc]
     """Dead properties (PROPPATCH), persisted across restarts."""
 
+    # wsgidav opens its shelf in this private method with shelve.open() and offers no way to
+    # choose the database, so it is replaced whole (with the base class's lock and attributes).
     def _lazy_open(self) -> None:
         self._lock.acquire_write()
         try:
@@ -37,4 +39,5 @@ class LockStore(LockStorageShelve):  # type: ignore[misc]
 
     def open(self) -> None:
         """Open the lock database."""
+        # A public hook, but the shelf it opens is the base class's private `_dict`.
         self._dict = _open_shelf(self._storage_path)
