@@ -15,7 +15,7 @@ WEBDAV_PORT = 8080
 # How long transfers in flight may take to finish after SIGTERM before they are cut off, over
 # SFTP and WebDAV alike. s6 and Docker allow 10 seconds before SIGKILL; this leaves time to
 # clean up after.
-SHUTDOWN_GRACE_SECONDS = 4.0
+SHUTDOWN_GRACE_SECONDS = 4
 
 
 class SettingsError(Exception):

@@ -31,6 +31,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from backup_drive_server import __version__
 from backup_drive_server.accounts import AccountBook
 from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.settings import SHUTDOWN_GRACE_SECONDS
 from backup_drive_server.staged_upload import (
     DRIVE_FULL_MESSAGE,
     STAGING_NAME_GLOB,
@@ -55,7 +56,6 @@ from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_SECONDS = 4
 BLOCK_SIZE = 1024 * 1024
 QUOTA_AVAILABLE = "{DAV:}quota-available-bytes"
 QUOTA_USED = "{DAV:}quota-used-bytes"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backup_drive_server.storage_root import is_staging_name
+from backup_drive_server.staged_upload import is_staging_name
 from custom_components.backup_drive.sidecar import sidecar_name
 from custom_components.backup_drive.upload import staging_name
 
