@@ -15,6 +15,8 @@ from backup_drive_server.settings import (
     read_options,
     users_from_options,
 )
+from backup_drive_server.web_page.options import add_web_page_flags, web_page_settings
+from backup_drive_server.web_page.recent_warnings import watch_recent_warnings
 
 _LOG_LEVELS = {
     "trace": logging.DEBUG,
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse file access while no drive is mounted at the storage "
                         "folder, so nothing lands on the container's own disk")  # fmt: skip
     parser.add_argument("--log-level", choices=sorted(_LOG_LEVELS))
+    add_web_page_flags(parser)
     return parser
 
 
@@ -79,6 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         webdav_keyfile=keyfile,
         require_mount=args.require_mount,
         log_level=args.log_level or str(options.get("log_level") or "info"),
+        web_page=web_page_settings(args),
     )
 
 
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+    # From the first line on, so the page also shows warnings logged while starting.
+    watch_recent_warnings()
     # asyncssh logs every channel at INFO; keep the add-on log about backups, not packets.
     logging.getLogger("asyncssh").setLevel(
         logging.DEBUG if settings.log_level in ("trace", "debug") else logging.WARNING

@@ -43,6 +43,7 @@ from backup_drive_server.storage_root import (
     StorageUnavailableError,
     is_staging_name,
 )
+from backup_drive_server.web_page.webdav_view import BrowserFolderView
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -354,6 +355,7 @@ def webdav_config(
             LoginGuardMiddleware,  # before authentication, so it sees the 401s
             HTTPAuthenticator,
             ReadOnlyMiddleware,  # after authentication, so it knows the user
+            BrowserFolderView,  # browsers get the add-on page's view of a folder, behind the login
             WsgiDavDirBrowser,
             RequestResolver,  # must stay last
         ],
