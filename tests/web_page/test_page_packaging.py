@@ -1,0 +1,48 @@
+"""The add-on starts the page behind ingress, as config.yaml declares it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from backup_drive_server import cli
+from backup_drive_server.web_page.options import web_page_settings
+from tests.addon.test_packaging import SERVICES, commands_in
+from tests.backup_target import REPO_ROOT
+
+# Supervisor's ingress proxy on the hassio network; nothing else may open the page.
+INGRESS_PROXY = "172.30.32.2"
+
+
+def config() -> dict[str, Any]:
+    """The add-on's config.yaml."""
+    data: dict[str, Any] = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    return data
+
+
+def test_config_declares_the_page() -> None:
+    addon = config()
+    assert addon["ingress"] is True
+    assert addon["ingress_port"] != 8099, "the linter refuses keys set to their default"
+    assert addon["panel_icon"] == "mdi:harddisk"
+    assert addon["panel_title"] == "Backup Drive"
+    # The page is reached only through ingress: its port is not published.
+    assert f"{addon['ingress_port']}/tcp" not in addon["ports"]
+
+
+def test_the_server_serves_the_page_to_the_ingress_proxy_only() -> None:
+    [call] = commands_in(
+        SERVICES / "backup-drive" / "run", ["python3", "-m", "backup_drive_server"]
+    )
+    args = cli.build_parser().parse_args(call)
+    settings = web_page_settings(args)
+    assert settings is not None
+    assert settings.port == config()["ingress_port"]
+    assert settings.allow_from == INGRESS_PROXY
+    assert args.public_host == "${public_host:+${public_host}.local}"
+
+
+def test_serve_script_turns_the_page_on_locally() -> None:
+    serve = (REPO_ROOT / "scripts" / "serve.sh").read_text()
+    assert '--ui-port 8099 "$@"' in serve
