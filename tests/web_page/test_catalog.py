@@ -10,6 +10,7 @@ import pytest
 
 from backup_drive_server.health_file import HEALTH_FILE_NAME, parse_health, read_health
 from backup_drive_server.storage_root import StorageRoot
+from backup_drive_server.web_page import drive_status
 from backup_drive_server.web_page.backup_catalog import list_folder
 from backup_drive_server.web_page.drive_status import read_drive_status
 from backup_drive_server.web_page.render import human_size
@@ -139,3 +140,40 @@ def test_a_folder_and_a_missing_drive(tmp_path: Path) -> None:
     missing = read_drive_status(StorageRoot(tmp_path, require_mount=True))
     assert missing.kind == "missing"
     assert missing.total is None
+
+
+def test_a_mounted_drive_is_named_by_udev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = tmp_path / "mnt"
+    storage.mkdir()
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / / rw - overlay overlay rw\n"
+        f"97 22 8:17 / {storage} rw,nosuid,nodev,noexec - exfat /dev/sdb1 rw,iocharset=utf8\n"
+    )
+    udev = tmp_path / "udev"
+    udev.mkdir()
+    (udev / "b8:17").write_text(
+        "S:disk/by-label/BACKUPS\nE:ID_FS_TYPE=exfat\nE:ID_FS_LABEL=BACKUPS\n"
+    )
+    monkeypatch.setattr(drive_status, "MOUNTINFO", mountinfo)
+    monkeypatch.setattr(drive_status, "UDEV_DATA", udev)
+    status = drive_status.read_drive_status(StorageRoot(storage, require_mount=True))
+    assert (status.kind, status.source, status.label, status.filesystem, status.mounted) == (
+        "drive", "/dev/sdb1", "BACKUPS", "exFAT", True,
+    )  # fmt: skip
+    assert status.used_percent is not None
+
+
+def test_a_bind_mounted_folder_is_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = tmp_path / "mnt"
+    storage.mkdir()
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        f"97 22 8:3 /supervisor/share/backup\\040drive {storage} rw - ext4 /dev/sda8 rw\n"
+    )
+    monkeypatch.setattr(drive_status, "MOUNTINFO", mountinfo)
+    monkeypatch.setattr(drive_status, "UDEV_DATA", tmp_path / "no-udev")
+    status = drive_status.read_drive_status(StorageRoot(storage, require_mount=True))
+    assert (status.kind, status.source, status.filesystem) == (
+        "folder", "/supervisor/share/backup drive", "ext4",
+    )  # fmt: skip
