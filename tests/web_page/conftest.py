@@ -31,6 +31,7 @@ BACKUP_COUNT = 12
 # What the sidecars claim: a spread of realistic sizes, shown as MB and GB.
 CLAIMED_SIZES = [312_000_000 + 997_000_000 * i for i in range(BACKUP_COUNT)]
 READY_LINE = "Backup Drive is ready"
+MAPPED_WEBDAV_PORT = 18443
 
 _screenshot_folder: list[Path] = []
 
@@ -168,5 +169,7 @@ def local_drive(start_drive_factory: Callable[..., Drive]) -> Drive:
 def ingress_drive(start_drive_factory: Callable[..., Drive]) -> Drive:
     """The page as under ingress, with loopback standing in for Supervisor's proxy."""
     return start_drive_factory(
-        "--ui-allow-from", "127.0.0.1", "--public-host", "homeassistant.local"
-    )
+        "--ui-allow-from", "127.0.0.1", "--public-host", "homeassistant.local",
+        # As Supervisor reports them: WebDAV mapped to another host port, SFTP closed.
+        "--public-webdav-port", str(MAPPED_WEBDAV_PORT), "--public-sftp-port", "null",
+    )  # fmt: skip

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.web_page.conftest import ALICE, BACKUP_COUNT, BOB, Drive
+from tests.web_page.conftest import ALICE, BACKUP_COUNT, BOB, MAPPED_WEBDAV_PORT, Drive
 from tests.web_page.drive_content import HEALTH_FILE
 
 TIME_ZONE = "America/Los_Angeles"
@@ -173,8 +173,9 @@ def test_ingress_keeps_its_path_in_every_link(
         assert len(links) > BACKUP_COUNT
         assert all(link.startswith(f"{INGRESS_PATH}/") for link in links), links
         text = page.inner_text("body")
-        port = ingress_drive.target.webdav_port
-        assert f"\\\\homeassistant.local@{port}\\DavWWWRoot" in text
-        assert f"sftp://homeassistant.local:{ingress_drive.target.sftp_port}/" in text
+        assert f"\\\\homeassistant.local@{MAPPED_WEBDAV_PORT}\\DavWWWRoot" in text
+        assert f"http://homeassistant.local:{MAPPED_WEBDAV_PORT}/" in text
+        assert "The SFTP port is closed to your network" in text
+        assert "sftp://" not in text
         assert "through Home Assistant only" in text
         page.screenshot(path=screenshots / f"ingress-{width}.png", full_page=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 
 from backup_drive_server import cli
@@ -35,12 +36,24 @@ def test_the_server_serves_the_page_to_the_ingress_proxy_only() -> None:
     [call] = commands_in(
         SERVICES / "backup-drive" / "run", ["python3", "-m", "backup_drive_server"]
     )
-    args = cli.build_parser().parse_args(call)
+    # The mapped ports are read from Supervisor at start; argparse sees placeholders for them.
+    assert call[call.index("--public-webdav-port") + 1] == "${webdav_port}"
+    assert call[call.index("--public-sftp-port") + 1] == "${sftp_port}"
+    args = cli.build_parser().parse_args(["8080" if w.endswith("_port}") else w for w in call])
     settings = web_page_settings(args)
     assert settings is not None
     assert settings.port == config()["ingress_port"]
     assert settings.allow_from == INGRESS_PROXY
     assert args.public_host == "${public_host:+${public_host}.local}"
+
+
+@pytest.mark.parametrize(
+    ("bashio_says", "port"), [("8443", 8443), ("null", 0), ("", 0), ("2222", 2222)]
+)
+def test_mapped_ports_from_bashio_parse(bashio_says: str, port: int) -> None:
+    args = cli.build_parser().parse_args(["--ui-port", "8098", "--public-webdav-port", bashio_says])
+    settings = web_page_settings(args)
+    assert settings is not None and settings.public_webdav_port == port
 
 
 def test_serve_script_turns_the_page_on_locally() -> None:

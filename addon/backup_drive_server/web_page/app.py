@@ -89,6 +89,13 @@ def request_host(environ: Environ, *, behind_proxy: bool) -> str:
     return "HOST"
 
 
+def _published(public_port: int | None, listening_port: int) -> int | None:
+    """Return the port computers use: the mapped one, the listening one, or None (closed)."""
+    if public_port is None:
+        return listening_port
+    return public_port or None
+
+
 def _listener(name: str, kind: str, bind: str, port: int) -> ListenerRow:
     where = "all addresses" if bind in ("0.0.0.0", "::", "") else url_host(bind)  # noqa: S104
     return ListenerRow(name=name, address=f"port {port} on {where}, {kind}")
@@ -177,9 +184,9 @@ class WebPageApp:
             "file_href": lambda name: files_prefix + quote(name),
             "connect": connect_sections(
                 host,
-                webdav_port=self._facts.webdav_port,
+                webdav_port=_published(self._settings.public_webdav_port, self._facts.webdav_port),
                 webdav_tls=self._facts.webdav_tls,
-                sftp_port=self._facts.sftp_port,
+                sftp_port=_published(self._settings.public_sftp_port, self._facts.sftp_port),
             ),
             "accounts": self._accounts,
             "listeners": self._listeners,

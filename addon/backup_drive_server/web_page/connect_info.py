@@ -34,49 +34,66 @@ def _unc_host(host: str) -> str:
     return host
 
 
+def _unpublished(what: str) -> str:
+    return (
+        f"The {what} port is closed to your network: give it a host port under Network on the "
+        "add-on's Configuration tab, then restart the add-on."
+    )
+
+
 def connect_sections(
-    host: str, *, webdav_port: int, webdav_tls: bool, sftp_port: int
+    host: str, *, webdav_port: int | None, webdav_tls: bool, sftp_port: int | None
 ) -> tuple[ConnectSection, ...]:
-    """Build the addresses for each system, with `host` filled in."""
+    """Build the addresses for each system, with `host` filled in; None marks a closed port."""
     http = "https" if webdav_tls else "http"
     dav = "davs" if webdav_tls else "dav"
-    webdav = f"{http}://{url_host(host)}:{webdav_port}/"
+    name = url_host(host)
+    webdav = f"{http}://{name}:{webdav_port}/"
     ssl = "@SSL" if webdav_tls else ""
+    no_webdav = _unpublished("WebDAV") if webdav_port is None else ""
+    no_sftp = _unpublished("SFTP") if sftp_port is None else ""
+    linux = []
+    if webdav_port is not None:
+        linux += [
+            Address(where="GNOME Files, Other Locations", text=f"{dav}://{name}:{webdav_port}/"),
+            Address(where="KDE Dolphin", text=f"web{dav}://{name}:{webdav_port}/"),
+        ]
+    if sftp_port is not None:
+        linux.append(Address(where="SFTP", text=f"sftp://{name}:{sftp_port}/"))
     return (
         ConnectSection(
             title="Windows (File Explorer)",
-            addresses=(
+            addresses=()
+            if webdav_port is None
+            else (
                 Address(where="Map network drive, Folder", text=webdav),
                 Address(
                     where="Address bar",
                     text=f"\\\\{_unc_host(host)}{ssl}@{webdav_port}\\DavWWWRoot",
                 ),
             ),
-            note="Tick “Connect using different credentials” and log in with an account below.",
+            note=no_webdav
+            or "Tick “Connect using different credentials” and log in with an account below.",
         ),
         ConnectSection(
             title="macOS (Finder)",
-            addresses=(Address(where="Go > Connect to Server", text=webdav),),
-            note="Choose “Registered User” and log in with an account below.",
+            addresses=()
+            if webdav_port is None
+            else (Address(where="Go > Connect to Server", text=webdav),),
+            note=no_webdav or "Choose “Registered User” and log in with an account below.",
         ),
         ConnectSection(
-            title="Linux (file manager)",
-            addresses=(
-                Address(
-                    where="GNOME Files, Other Locations",
-                    text=f"{dav}://{url_host(host)}:{webdav_port}/",
-                ),
-                Address(where="KDE Dolphin", text=f"web{dav}://{url_host(host)}:{webdav_port}/"),
-                Address(where="SFTP", text=f"sftp://{url_host(host)}:{sftp_port}/"),
-            ),
+            title="Linux (file manager)", addresses=tuple(linux), note=no_webdav or no_sftp
         ),
         ConnectSection(
             title="SFTP (FileZilla, WinSCP, Cyberduck)",
-            addresses=(
+            addresses=()
+            if sftp_port is None
+            else (
                 Address(where="Host", text=host.strip("[]")),
                 Address(where="Port", text=str(sftp_port)),
-                Address(where="Command line", text=f"sftp -P {sftp_port} USER@{url_host(host)}"),
+                Address(where="Command line", text=f"sftp -P {sftp_port} USER@{name}"),
             ),
-            note="Protocol SFTP; check that the host key matches the fingerprint below.",
+            note=no_sftp or "Protocol SFTP; check that the host key matches the fingerprint below.",
         ),
     )

@@ -16,6 +16,9 @@ class WebPageSettings:
     allow_from: str | None = None
     # The name computers use for this machine; None means the name in the request.
     public_host: str | None = None
+    # The host ports Supervisor maps to WebDAV and SFTP: None means the listening port, 0 closed.
+    public_webdav_port: int | None = None
+    public_sftp_port: int | None = None
 
     @property
     def ingress(self) -> bool:
@@ -34,6 +37,10 @@ def add_web_page_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--public-host", metavar="NAME",
                        help="host name shown in the connection addresses (default: the name "
                        "the browser used)")  # fmt: skip
+    for protocol in ("webdav", "sftp"):
+        group.add_argument(f"--public-{protocol}-port", type=_published_port, metavar="N",
+                           help=f"host port of {protocol.upper()} shown in the addresses "
+                           "(default: the one it listens on; empty or 'null': closed)")  # fmt: skip
 
 
 def _address(value: str) -> str:
@@ -43,10 +50,27 @@ def _address(value: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IP address: {value!r}") from err
 
 
+def _published_port(value: str) -> int:
+    # bashio prints "null" (or nothing) for a port the user closed under Network.
+    if value.strip() in ("", "null"):
+        return 0
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}")
+    return port
+
+
 def web_page_settings(args: argparse.Namespace) -> WebPageSettings | None:
     """Return the page's settings, or None when no --ui-port was given."""
     if args.ui_port is None:
         return None
     return WebPageSettings(
-        port=args.ui_port, allow_from=args.ui_allow_from, public_host=args.public_host or None
+        port=args.ui_port,
+        allow_from=args.ui_allow_from,
+        public_host=args.public_host or None,
+        public_webdav_port=args.public_webdav_port,
+        public_sftp_port=args.public_sftp_port,
     )
