@@ -79,6 +79,7 @@ readonly -a DEBIAN_PEERS=(
     "mkfs.ntfs:ntfs-3g"
     "fusefat:fusefat"
     "apparmor_parser:apparmor"
+    "chromium:chromium"
 )
 
 missing_peer_packages() {

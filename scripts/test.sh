@@ -23,11 +23,11 @@ if [ -f Dockerfile ]; then
     hadolint Dockerfile
 fi
 
-# The server and add-on suites run without Home Assistant's pytest plugin: it blocks sockets and
-# watches for threads, both of which those suites use on purpose.
-echo "== tests: server and add-on"
+# The server, add-on and page suites run without Home Assistant's pytest plugin: it blocks
+# sockets and watches for threads, both of which those suites use on purpose.
+echo "== tests: server, add-on and page"
 status=0
-python -m pytest -p no:homeassistant -p no:cacheprovider tests/server tests/addon "$@" || status=$?
+python -m pytest -p no:homeassistant -p no:cacheprovider tests/server tests/addon tests/web_page "$@" || status=$?
 echo "== tests: Home Assistant integration"
 python -m pytest -p no:cacheprovider tests/integration "$@" || status=$?
 exit "${status}"

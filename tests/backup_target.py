@@ -60,6 +60,8 @@ class BackupTarget:
     extra_args: list[str] = field(default_factory=list)
     sftp_port: int = field(default_factory=free_port)
     webdav_port: int = field(default_factory=free_port)
+    # The add-on's page (`--ui-port`): off unless a port is given (e.g. free_port()).
+    ui_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -76,6 +78,8 @@ class BackupTarget:
                 if "address already in use" not in self.log:
                     raise
                 self.sftp_port, self.webdav_port = free_port(), free_port()
+                if self.ui_port is not None:
+                    self.ui_port = free_port()
         return self._start_once(timeout)
 
     def _start_once(self, timeout: float) -> Self:
@@ -88,6 +92,7 @@ class BackupTarget:
             "--bind", "127.0.0.1",
             "--sftp-port", str(self.sftp_port),
             "--webdav-port", str(self.webdav_port),
+            *(["--ui-port", str(self.ui_port)] if self.ui_port is not None else []),
             *self.extra_args,
         ]  # fmt: skip
         if self.options is not None:
@@ -100,7 +105,9 @@ class BackupTarget:
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + timeout
-        for port in (self.sftp_port, self.webdav_port):
+        for port in (self.sftp_port, self.webdav_port, self.ui_port):
+            if port is None:
+                continue
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log}")

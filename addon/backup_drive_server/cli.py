@@ -18,6 +18,8 @@ from backup_drive_server.settings import (
     read_options,
     users_from_options,
 )
+from backup_drive_server.web_page.options import add_web_page_flags, web_page_settings
+from backup_drive_server.web_page.recent_warnings import watch_recent_warnings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse file access while no drive is mounted at the storage "
                         "folder, so nothing lands on the container's own disk")  # fmt: skip
     parser.add_argument("--log-level", choices=sorted(LOG_LEVELS))
+    add_web_page_flags(parser)
     return parser
 
 
@@ -72,6 +75,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         webdav_keyfile=keyfile,
         require_mount=args.require_mount,
         log_level=args.log_level or str(options.get("log_level") or "info"),
+        web_page=web_page_settings(args),
     )
 
 
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backup-drive-server: {err}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    # From the first line on, so the page also shows warnings logged while starting.
+    watch_recent_warnings()
     # asyncssh logs every channel at INFO; keep the add-on log about backups, not packets.
     logging.getLogger("asyncssh").setLevel(
         logging.DEBUG if settings.log_level in ("trace", "debug") else logging.WARNING

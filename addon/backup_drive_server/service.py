@@ -19,6 +19,8 @@ from backup_drive_server.settings import (
 )
 from backup_drive_server.sftp_server import SFTPContext, start_sftp_server
 from backup_drive_server.storage_root import StorageRoot
+from backup_drive_server.web_page.app import ServerFacts
+from backup_drive_server.web_page.listener import start_web_page
 from backup_drive_server.webdav_server import WebDAVServer, webdav_config
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,6 +69,20 @@ async def serve(settings: ServerSettings) -> None:
     except BaseException:
         sftp.close()
         raise
+    # The add-on's own page (--ui-port): a third listener, off unless asked for.
+    facts = ServerFacts(
+        bind=settings.bind,
+        sftp_port=settings.sftp_port,
+        webdav_port=settings.webdav_port,
+        webdav_tls=settings.webdav_certfile is not None,
+        host_key_fingerprint=fingerprint(host_key),
+    )
+    try:
+        page = start_web_page(settings, storage, accounts, guard, facts)
+    except BaseException:
+        sftp.close()
+        webdav.stop()
+        raise
 
     host = _url_host(settings.bind)
     usage = storage.disk_usage()
@@ -88,6 +104,8 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("Stopping: no new connections; transfers in flight get %.0f seconds",
                  SHUTDOWN_GRACE_SECONDS)  # fmt: skip
     sftp.close()
+    if page is not None:
+        await asyncio.to_thread(page.stop)
     # Both servers drain at the same time, so the whole stop stays within one grace period.
     await asyncio.gather(asyncio.to_thread(webdav.stop), _wait_for_sftp_transfers(context))
     for conn in list(context.connections):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backup_drive_server.web_page.options import WebPageSettings
+
 BACKUPS_FOLDER = "backups"
 HOMEASSISTANT_USER = "homeassistant"
 # The add-on's ports: config.yaml publishes these, and the add-on's tools probe them.
@@ -47,6 +49,8 @@ class ServerSettings:
     require_mount: bool = False
     log_level: str = "info"
     max_connections: int = 32
+    # The add-on's own page (--ui-port); None leaves it off.
+    web_page: WebPageSettings | None = None
 
     def validate(self) -> None:
         """Raise SettingsError when the settings cannot work together."""

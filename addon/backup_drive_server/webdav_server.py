@@ -44,6 +44,7 @@ from backup_drive_server.storage_root import (
     StorageRoot,
     StorageUnavailableError,
 )
+from backup_drive_server.web_page.webdav_view import BrowserFolderView
 from backup_drive_server.webdav_auth import (
     BackupDriveDomainController,
     Environ,
@@ -213,6 +214,7 @@ def webdav_config(
             LoginGuardMiddleware,  # before authentication, so it sees the 401s
             HTTPAuthenticator,
             ReadOnlyMiddleware,  # after authentication, so it knows the user
+            BrowserFolderView,  # browsers get the add-on page's view of a folder, behind the login
             WsgiDavDirBrowser,
             RequestResolver,  # must stay last
         ],
