@@ -4,6 +4,6 @@
 set -euo pipefail
 # shellcheck source=scripts/bootstrap.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-ensure_venv requirements/server.txt
+ensure_venv "${VENV}" -- requirements/server.txt
 cd "${REPO_ROOT}"
 exec "${VENV}/bin/backup-drive-server" "$@"
