@@ -5,7 +5,7 @@
 set -euo pipefail
 # shellcheck source=scripts/bootstrap.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-ensure_venv requirements/server.txt
+ensure_venv "${VENV}" -- requirements/server.txt
 cd "${REPO_ROOT}"
 # The add-on itself serves its page to Home Assistant's ingress on another port; a --ui-port
 # among the extra flags wins over this one.

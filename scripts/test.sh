@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Run every check: ruff, mypy --strict, shellcheck, hadolint, then the test suites against the
-# real servers and clients. Extra arguments go to both pytest runs (e.g. -k litmus, -x).
+# real servers and clients; the integration suite runs on two Home Assistant releases (the oldest
+# supported and the newest these machines can run). Extra arguments go to every pytest run (e.g.
+# -k litmus, -x).
 set -euo pipefail
 # shellcheck source=scripts/bootstrap.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-ensure_venv requirements/server.txt requirements/test.txt
+ensure_venv "${VENV}" -- requirements/server.txt requirements/test.txt
+ensure_newest_ha_venv
 ensure_debian_peers
 cd "${REPO_ROOT}"
 export PATH="${VENV}/bin:${PATH}"
@@ -28,6 +31,11 @@ fi
 echo "== tests: server, add-on and page"
 status=0
 python -m pytest -p no:homeassistant -p no:cacheprovider tests/server tests/addon tests/web_page "$@" || status=$?
-echo "== tests: Home Assistant integration"
-python -m pytest -p no:cacheprovider tests/integration "$@" || status=$?
+# The integration suite once per Home Assistant release: the oldest supported, then the newest.
+for venv in "${VENV}" "${NEWEST_HA_VENV}"; do
+    versions="$("${venv}/bin/python" -c 'import importlib.metadata as m, platform
+print("homeassistant", m.version("homeassistant") + ", Python", platform.python_version())')"
+    echo "== tests: Home Assistant integration (${versions})"
+    "${venv}/bin/python" -m pytest -p no:cacheprovider tests/integration "$@" || status=$?
+done
 exit "${status}"

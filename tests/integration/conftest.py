@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from homeassistant.components.backup.const import DOMAIN as BACKUP_DOMAIN
 from homeassistant.config_entries import SOURCE_HASSIO, ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.backup import async_initialize_backup
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+# In Home Assistant 2025.4 bootstrap prepares the backup integration's data before any integration
+# is set up, so a test must do the same (else setup fails with KeyError 'backup_data'). 2026.2 has
+# no such helper: backup prepares itself when it is set up.
+initialize_backup: Callable[[HomeAssistant], None] | None
+try:
+    from homeassistant.helpers.backup import async_initialize_backup as initialize_backup
+except ImportError:
+    initialize_backup = None
 
 INTEGRATION_ROOT = Path(__file__).resolve().parents[2] / "integration"
 # Home Assistant imports a package named custom_components from its own testing folder at the
@@ -61,7 +69,8 @@ async def backup_target(
 @pytest.fixture
 async def backup_entry(backup_target: BackupTarget, hass: HomeAssistant) -> MockConfigEntry:
     """Home Assistant's backup integration with a loaded Backup Drive entry for the target."""
-    async_initialize_backup(hass)
+    if initialize_backup is not None:
+        initialize_backup(hass)
     assert await async_setup_component(hass, BACKUP_DOMAIN, {BACKUP_DOMAIN: {}})
     return await set_up_entry(
         hass,
