@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import asyncssh
+import pytest
 import yaml
 
 from tests.addon.conftest import TOKEN, ToolRunner
@@ -148,6 +149,11 @@ def test_no_server_is_reported(
     assert supervisor.requests == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 item 24: the add-on's Supervisor client still reads every 403 as a "
+    "missing permission; Supervisor answers a wrong token with a plain-text 403",
+)
 def test_wrong_token_is_reported(
     run_tool: ToolRunner, supervisor: SupervisorStandIn, target: BackupTarget, tmp_path: Path
 ) -> None:

@@ -133,11 +133,16 @@ def test_home_assistant_not_running_is_only_a_warning(
     assert len(supervisor.requests) == 1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 item 24: the add-on's Supervisor client still reads the Core API proxy's "
+    "401 as a wrong token; the proxy answers 401 when homeassistant_api is missing",
+)
 def test_core_api_needs_homeassistant_api_in_config_yaml(
     run_tool: ToolRunner, tmp_path: Path
 ) -> None:
-    # The stand-in refuses the Core API unless config.yaml asks for it, as Supervisor does;
-    # the repository's config.yaml does, so the notification above gets through.
+    # The stand-in refuses the Core API with 401 unless config.yaml asks for it, as Supervisor's
+    # proxy does; the repository's config.yaml does, so the notification above gets through.
     addon = (REPO_ROOT / "config.yaml").read_text().replace("homeassistant_api: true", "")
     without = tmp_path / "addon-without-core-api.yaml"
     without.write_text(addon)
@@ -148,7 +153,8 @@ def test_core_api_needs_homeassistant_api_in_config_yaml(
     finally:
         standin.stop()
     assert result.returncode == 0, result.stderr
-    assert "does not allow /core/api/services/persistent_notification/create" in result.stderr
+    assert "needs `homeassistant_api: true` in config.yaml" in result.stderr
+    assert "/core/api/services/persistent_notification/create" in result.stderr
     assert standin.notifications == []
 
 
