@@ -7,6 +7,7 @@ import shlex
 import struct
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -338,22 +339,33 @@ def test_dockerfile_is_hadolint_clean() -> None:
 
 def test_dockerfile_builds_from_a_current_base_python_image() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
-    match = re.search(r"^ARG BUILD_FROM=(\S+)$", text, re.MULTILINE)
-    assert match, "ARG BUILD_FROM needs a default (build.yaml is deprecated)"
+    # Supervisor before 2026.04 overrides BUILD_FROM with a base image that has no Python.
+    assert not re.search(r"^ARG BUILD_FROM|\$\{?BUILD_FROM", text, re.MULTILINE)
+    [base] = re.findall(r"^FROM (\S+)$", text, re.MULTILINE)
     image = re.fullmatch(
-        r"ghcr\.io/home-assistant/base-python:(\d+)\.(\d+)-alpine(\d+)\.(\d+)", match.group(1)
+        r"ghcr\.io/home-assistant/base-python:(\d+)\.(\d+)-alpine(\d+)\.(\d+)(@sha256:[0-9a-f]{64})?",
+        base,
     )
-    assert image, match.group(1)
-    python, alpine = tuple(map(int, image.groups()[:2])), tuple(map(int, image.groups()[2:]))
+    assert image, f"{base} is not a base-python image pinned by its tag"
+    python, alpine = tuple(map(int, image.groups()[:2])), tuple(map(int, image.groups()[2:4]))
     assert python >= (3, 13)
     assert alpine >= (3, 23)
-    assert re.search(r"^FROM \$\{BUILD_FROM\}$", text, re.MULTILINE)
     assert "pip3 install --no-cache-dir -r requirements/server.txt" in text
     assert "COPY rootfs /" in text
     assert "COPY integration/custom_components/backup_drive " in text
     assert re.search(r"^HEALTHCHECK .*\n.*addon_tools\", \"healthcheck\"", text, re.MULTILINE)
     for label in ("io.hass.name", "io.hass.arch", "io.hass.type", "io.hass.version"):
         assert label in text
+
+
+def test_the_build_backend_reads_the_license_string() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert isinstance(pyproject["project"]["license"], str), "an SPDX expression (PEP 639)"
+    [setuptools] = [r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    match = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", setuptools)
+    assert match, setuptools
+    # Older setuptools refuse a string `license` ("must be valid exactly by one definition").
+    assert int(match.group(1)) >= 77
 
 
 def test_the_image_installs_pinned_requirements() -> None:
