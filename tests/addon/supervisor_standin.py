@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -196,3 +198,18 @@ class SupervisorStandIn:
         handler.send_header("Content-Length", str(len(raw)))
         handler.end_headers()
         handler.wfile.write(raw)
+
+
+@contextmanager
+def standin_without(key: str, token: str, folder: Path) -> Iterator[SupervisorStandIn]:
+    """Serve a stand-in for an add-on whose config.yaml lacks `key` (written into `folder`)."""
+    addon = yaml.safe_load(ADDON_CONFIG.read_text())
+    del addon[key]
+    # Not named config.yaml: Supervisor would read it as another add-on.
+    config = folder / f"addon-without-{key}.yaml"
+    config.write_text(yaml.safe_dump(addon))
+    standin = SupervisorStandIn(token=token, addon_config=config).start()
+    try:
+        yield standin
+    finally:
+        standin.stop()

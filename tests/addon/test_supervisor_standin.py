@@ -11,7 +11,12 @@ import pytest
 import yaml
 
 from tests.addon.conftest import TOKEN
-from tests.addon.supervisor_standin import NOTIFICATION_PATH, OPTIONS_PATH, SupervisorStandIn
+from tests.addon.supervisor_standin import (
+    NOTIFICATION_PATH,
+    OPTIONS_PATH,
+    SupervisorStandIn,
+    standin_without,
+)
 from tests.backup_target import REPO_ROOT
 from tests.peers import require_tool
 
@@ -82,18 +87,11 @@ def test_refusals_carry_supervisors_status(
 
 
 def test_core_api_without_homeassistant_api_is_401(tmp_path: Path) -> None:
-    addon = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
-    del addon["homeassistant_api"]
-    without = tmp_path / "addon-without-core-api.yaml"
-    without.write_text(yaml.safe_dump(addon))
-    standin = SupervisorStandIn(token=TOKEN, addon_config=without).start()
-    try:
-        body = json.dumps({"title": "t", "message": "m"})
+    body = json.dumps({"title": "t", "message": "m"})
+    with standin_without("homeassistant_api", TOKEN, tmp_path) as standin:
         refused = curl(standin, "POST", NOTIFICATION_PATH, f"Bearer {TOKEN}", body)
         # The rest of the API still takes the token.
         options_status, _ = curl(standin, "GET", OPTIONS_PATH, f"Bearer {TOKEN}")
-    finally:
-        standin.stop()
     assert refused == (401, "401: Unauthorized")
     assert options_status == 200
     assert standin.notifications == []
