@@ -5,8 +5,10 @@ wrong token with 403 (supervisor/api/middleware/security.py, plain-text aiohttp 
 discovery for a service the add-on's config.yaml does not list is refused with 403 and a JSON
 message; the uuid of an (add-on, service) pair is kept when the same pair sends again (the
 config is updated in place); the Core API proxy answers 401 for a wrong token and for an add-on
-without `homeassistant_api` alike (supervisor/api/proxy.py); and `GET /addons/self/options/config`
-returns the options (config.yaml's defaults, then the user's) as `bashio::config` reads them.
+without `homeassistant_api` alike (supervisor/api/proxy.py); `GET /addons/self/options/config`
+returns the options (config.yaml's defaults, then the user's) as `bashio::config` reads them;
+`GET /info` (`bashio::info.hostname`) and `GET /addons/self/info` (`bashio::addon.port`, the host
+ports mapped under Network) answer what every add-on may read.
 Every request is recorded so tests can check exactly what the add-on sent.
 """
 
@@ -30,6 +32,8 @@ from tests.backup_target import REPO_ROOT
 ADDON_CONFIG = REPO_ROOT / "config.yaml"
 NOTIFICATION_PATH = "/core/api/services/persistent_notification/create"
 OPTIONS_PATH = "/addons/self/options/config"
+INFO_PATH = "/info"
+ADDON_INFO_PATH = "/addons/self/info"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class SupervisorStandIn:
     core_running: bool = True
     # What the user set in the Configuration tab, over config.yaml's `options`.
     options: dict[str, Any] = field(default_factory=dict)
+    # The host's name, and the host ports set under Network (None: config.yaml's `ports`).
+    hostname: str = "homeassistant"
+    host_ports: dict[str, int | None] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     discoveries: dict[str, Discovery] = field(default_factory=dict)
     notifications: list[dict[str, Any]] = field(default_factory=list)
@@ -131,6 +138,10 @@ class SupervisorStandIn:
         slug = str(self.addon["slug"])
         if method == "GET" and handler.path == OPTIONS_PATH:
             self._options(handler)
+        elif method == "GET" and handler.path == INFO_PATH:
+            self._reply(handler, 200, {"result": "ok", "data": {"hostname": self.hostname}})
+        elif method == "GET" and handler.path == ADDON_INFO_PATH:
+            self._addon_info(handler, slug)
         elif method == "POST" and handler.path == "/discovery":
             self._discovery(handler, slug, body)
         elif method == "DELETE" and handler.path.startswith("/discovery/"):
@@ -160,6 +171,12 @@ class SupervisorStandIn:
         key = uuid.uuid4().hex
         self.discoveries[key] = Discovery(slug, service, config)
         self._reply(handler, 200, {"result": "ok", "data": {"uuid": key}})
+
+    def _addon_info(self, handler: BaseHTTPRequestHandler, slug: str) -> None:
+        addon = self.addon
+        network = self.host_ports if self.host_ports is not None else addon.get("ports", {})
+        data = {"slug": slug, "name": addon["name"], "version": addon["version"]}
+        self._reply(handler, 200, {"result": "ok", "data": {**data, "network": network}})
 
     def _options(self, handler: BaseHTTPRequestHandler) -> None:
         options = {**self.addon.get("options", {}), **self.options}

@@ -12,6 +12,8 @@ import yaml
 
 from tests.addon.conftest import TOKEN
 from tests.addon.supervisor_standin import (
+    ADDON_INFO_PATH,
+    INFO_PATH,
     NOTIFICATION_PATH,
     OPTIONS_PATH,
     SupervisorStandIn,
@@ -60,6 +62,26 @@ def test_options_the_schema_refuses_are_an_error(supervisor: SupervisorStandIn) 
     }
 
 
+def test_what_every_add_on_may_read_about_itself_and_the_host(
+    supervisor: SupervisorStandIn,
+) -> None:
+    supervisor.host_ports = {"2222/tcp": 22222, "8080/tcp": None}
+    status, text = curl(supervisor, "GET", ADDON_INFO_PATH, f"Bearer {TOKEN}")
+    assert status == 200, text
+    info = json.loads(text)["data"]
+    assert (info["slug"], info["name"]) == ("backup_drive", "Backup Drive")
+    # bashio::addon.port reads .network["2222/tcp"]; null is a port closed under Network.
+    assert info["network"] == {"2222/tcp": 22222, "8080/tcp": None}
+    status, text = curl(supervisor, "GET", INFO_PATH, f"Bearer {TOKEN}")
+    assert (status, json.loads(text)["data"]["hostname"]) == (200, "homeassistant")
+
+
+def test_the_host_ports_default_to_config_yaml(supervisor: SupervisorStandIn) -> None:
+    _, text = curl(supervisor, "GET", ADDON_INFO_PATH, f"Bearer {TOKEN}")
+    ports = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())["ports"]
+    assert json.loads(text)["data"]["network"] == ports
+
+
 @pytest.mark.parametrize(
     ("method", "path", "authorization", "refusal"),
     [
@@ -67,6 +89,8 @@ def test_options_the_schema_refuses_are_an_error(supervisor: SupervisorStandIn) 
         ("GET", OPTIONS_PATH, None, (401, "401: Unauthorized")),
         ("GET", OPTIONS_PATH, "Bearer", (401, "401: Unauthorized")),  # bashio without a token
         ("GET", OPTIONS_PATH, "Bearer wrong", (403, "403: Forbidden")),
+        ("GET", INFO_PATH, "Bearer wrong", (403, "403: Forbidden")),
+        ("GET", ADDON_INFO_PATH, None, (401, "401: Unauthorized")),
         ("POST", "/discovery", None, (401, "401: Unauthorized")),
         ("POST", "/discovery", "Bearer wrong", (403, "403: Forbidden")),
         # The Core API proxy checks for itself and answers 401 to every refusal.
