@@ -1,7 +1,9 @@
 # Backup Drive add-on image: the SFTP/WebDAV server, the tools to mount a USB drive, and the
 # bundled Home Assistant integration. The build context is the repository root.
-ARG BUILD_FROM=ghcr.io/home-assistant/base-python:3.13-alpine3.23
-FROM ${BUILD_FROM}
+# The base image is written here, pinned, rather than taken from BUILD_FROM: Supervisor before
+# 2026.04 passes its own BUILD_FROM (a base image without Python) when there is no build.yaml,
+# and build.yaml is deprecated. base-python ships Python, s6-overlay 3 and bashio.
+FROM ghcr.io/home-assistant/base-python:3.13-alpine3.23
 
 ARG BUILD_ARCH=amd64
 ARG BUILD_VERSION=0.1.0
@@ -12,7 +14,7 @@ ENV S6_BEHAVIOUR_IF_STAGE2_FAILS=2
 
 # blkid finds drives by label and UUID; mount/umount from util-linux understand every
 # filesystem type; ntfs-3g and fuse-exfat mount NTFS and exFAT where the kernel lacks a driver.
-# Versions follow the base image's Alpine branch, which BUILD_FROM pins.
+# Versions follow the base image's Alpine branch, which FROM pins.
 # hadolint ignore=DL3018
 RUN apk add --no-cache \
         blkid \

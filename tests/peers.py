@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 # Opting out is explicit: without it a missing peer fails the test instead of skipping it.
 OPT_OUT_VARIABLE = "BACKUP_DRIVE_ALLOW_MISSING_PEERS"
+
+
+def fail_or_skip(message: str) -> NoReturn:
+    """Fail with `message`; skip instead only when the user opted out and this is not CI."""
+    # CI services set CI to "true", "1" or "yes": any non-empty value means CI.
+    if os.environ.get(OPT_OUT_VARIABLE) == "1" and not os.environ.get("CI"):
+        pytest.skip(f"{message}; skipped because {OPT_OUT_VARIABLE}=1")
+    pytest.fail(message)
 
 
 def require_tool(name: str, debian_package: str) -> str:
@@ -23,9 +32,7 @@ def require_tool(name: str, debian_package: str) -> str:
         f"{name} is not installed (Debian package {debian_package}); "
         f"run scripts/test.sh as root to install it"
     )
-    if os.environ.get(OPT_OUT_VARIABLE) == "1" and os.environ.get("CI") != "true":
-        pytest.skip(f"{message}; skipped because {OPT_OUT_VARIABLE}=1")
-    pytest.fail(message)
+    fail_or_skip(message)
 
 
 def require_root(reason: str) -> None:
@@ -33,6 +40,4 @@ def require_root(reason: str) -> None:
     if os.geteuid() == 0:
         return
     message = f"needs root: {reason}"
-    if os.environ.get(OPT_OUT_VARIABLE) == "1" and os.environ.get("CI") != "true":
-        pytest.skip(f"{message}; skipped because {OPT_OUT_VARIABLE}=1")
-    pytest.fail(message)
+    fail_or_skip(message)

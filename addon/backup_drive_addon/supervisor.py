@@ -46,8 +46,7 @@ class SupervisorClient:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 raw = response.read()
         except urllib.error.HTTPError as err:
-            detail = _error_message(err.read())
-            raise SupervisorError(_explain_status(err.code, path, detail)) from err
+            raise SupervisorError(_explain_status(err.code, path, err.read())) from err
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise SupervisorError(f"cannot reach {self.base_url}{path}: {reason}") from err
@@ -57,21 +56,31 @@ class SupervisorClient:
             raise SupervisorError(f"{path} answered something that is not JSON") from err
 
 
-def _error_message(raw: bytes) -> str:
-    """Pull the message out of a Supervisor error body."""
+def _error_message(raw: bytes) -> tuple[str, bool]:
+    """Pull the message out of an error body; tell whether it was Supervisor's own JSON."""
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return raw.decode(errors="replace").strip()[:200]
+        return raw.decode(errors="replace").strip()[:200], False
     if isinstance(body, dict):
-        return str(body.get("message") or body)
-    return str(body)
+        return str(body.get("message") or body), True
+    return str(body), True
 
 
-def _explain_status(status: int, path: str, detail: str) -> str:
+def _explain_status(status: int, path: str, raw: bytes) -> str:
     """Say in plain words why Supervisor refused a request."""
+    detail, from_the_api = _error_message(raw)
     suffix = f" ({detail})" if detail else ""
+    if status == 401 and path.startswith("/core/"):
+        # The Core API proxy answers 401 both to a wrong token and to a missing permission.
+        return (
+            f"Home Assistant's API refused {path}: the add-on needs `homeassistant_api: true` "
+            f"in config.yaml (or its token is wrong){suffix}"
+        )
     if status == 401:
+        return f"Supervisor received no token for {path}{suffix}"
+    if status == 403 and not from_the_api:
+        # Supervisor's security middleware: a plain-text 403 means the token is not valid.
         return f"Supervisor refused the add-on's token for {path}{suffix}"
     if status == 403:
         return f"Supervisor does not allow {path} for this add-on{suffix}"

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import asyncssh
-import yaml
 
 from tests.addon.conftest import TOKEN, ToolRunner
-from tests.addon.supervisor_standin import SupervisorStandIn
+from tests.addon.supervisor_standin import SupervisorStandIn, standin_without
 from tests.backup_target import REPO_ROOT, BackupTarget, free_port
 
 ADDON_HOST = "a0d7b954-backup-drive"
@@ -170,16 +169,9 @@ def test_missing_token_is_reported(
 def test_undeclared_service_is_refused(
     run_tool: ToolRunner, target: BackupTarget, tmp_path: Path
 ) -> None:
-    # An add-on whose config.yaml forgot `discovery:` (named so Supervisor would not read it).
-    addon = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
-    del addon["discovery"]
-    undeclared = tmp_path / "addon-without-discovery.yaml"
-    undeclared.write_text(yaml.safe_dump(addon))
-    standin = SupervisorStandIn(token=TOKEN, addon_config=undeclared).start()
-    try:
+    # An add-on whose config.yaml forgot `discovery:`.
+    with standin_without("discovery", TOKEN, tmp_path) as standin:
         result = publish(run_tool, standin, target, tmp_path / "d.json")
-    finally:
-        standin.stop()
     assert result.returncode == 1
     assert "Supervisor does not allow /discovery for this add-on" in result.stderr
     assert "not listed in its config" in result.stderr

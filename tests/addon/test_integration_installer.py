@@ -12,7 +12,11 @@ import pytest
 
 from backup_drive_addon.integration_installer import version_key
 from tests.addon.conftest import TOKEN, ToolRunner
-from tests.addon.supervisor_standin import NOTIFICATION_PATH, SupervisorStandIn
+from tests.addon.supervisor_standin import (
+    NOTIFICATION_PATH,
+    SupervisorStandIn,
+    standin_without,
+)
 from tests.backup_target import REPO_ROOT
 from tests.peers import require_root
 
@@ -136,19 +140,14 @@ def test_home_assistant_not_running_is_only_a_warning(
 def test_core_api_needs_homeassistant_api_in_config_yaml(
     run_tool: ToolRunner, tmp_path: Path
 ) -> None:
-    # The stand-in refuses the Core API unless config.yaml asks for it, as Supervisor does;
-    # the repository's config.yaml does, so the notification above gets through.
-    addon = (REPO_ROOT / "config.yaml").read_text().replace("homeassistant_api: true", "")
-    without = tmp_path / "addon-without-core-api.yaml"
-    without.write_text(addon)
-    standin = SupervisorStandIn(token=TOKEN, addon_config=without).start()
-    try:
-        source = make_integration(tmp_path / "bundled", "0.2.0", "bundled")
+    # The stand-in refuses the Core API with 401 unless config.yaml asks for it, as Supervisor's
+    # proxy does; the repository's config.yaml does, so the notification above gets through.
+    source = make_integration(tmp_path / "bundled", "0.2.0", "bundled")
+    with standin_without("homeassistant_api", TOKEN, tmp_path) as standin:
         result = install(run_tool, standin, source, tmp_path / "ha")
-    finally:
-        standin.stop()
     assert result.returncode == 0, result.stderr
-    assert "does not allow /core/api/services/persistent_notification/create" in result.stderr
+    assert "needs `homeassistant_api: true` in config.yaml" in result.stderr
+    assert "/core/api/services/persistent_notification/create" in result.stderr
     assert standin.notifications == []
 
 

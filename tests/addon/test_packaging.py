@@ -2,45 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import struct
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
 from backup_drive_addon import addon_tools
 from backup_drive_server import cli
 from backup_drive_server.settings import SFTP_PORT, WEBDAV_PORT
+from tests.addon.addon_rules import (
+    RE_SCHEMA_ELEMENT,
+    check_options,
+    config_problems,
+    schema_leaves,
+)
 from tests.backup_target import REPO_ROOT
 from tests.peers import require_tool
 
-LINTER_SCHEMA = REPO_ROOT.parent / "shared" / "addon-lint" / "config.schema.json"
 S6 = REPO_ROOT / "rootfs" / "etc" / "s6-overlay"
 SERVICES = S6 / "s6-rc.d"
-
-# Supervisor's supervisor/addons/options.py, RE_SCHEMA_ELEMENT.
-RE_SCHEMA_ELEMENT = re.compile(
-    r"^(?:"
-    r"|bool"
-    r"|email"
-    r"|url"
-    r"|port"
-    r"|device(?:\((?P<filter>subsystem=[a-z]+)\))?"
-    r"|str(?:\((?P<s_min>\d+)?,(?P<s_max>\d+)?\))?"
-    r"|password(?:\((?P<p_min>\d+)?,(?P<p_max>\d+)?\))?"
-    r"|int(?:\((?P<i_min>-?\d+)?,(?P<i_max>-?\d+)?\))?"
-    r"|float(?:\((?P<f_min>-?\d*\.?\d+)?,(?P<f_max>-?\d*\.?\d+)?\))?"
-    r"|match\((?P<match>.*)\)"
-    r"|list\((?P<list>.+)\)"
-    r")\??$"
-)
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +56,39 @@ def git_files(*patterns: str) -> list[str]:
 # --- config.yaml against the add-on linter ------------------------------------------------
 
 
-def test_config_passes_the_linter_schema(config: dict[str, Any]) -> None:
-    assert LINTER_SCHEMA.is_file(), f"the add-on linter's schema is missing: {LINTER_SCHEMA}"
-    schema = json.loads(LINTER_SCHEMA.read_text())
-    jsonschema.validate(config, schema)
+def test_config_follows_the_linter_and_supervisor(config: dict[str, Any]) -> None:
+    assert config_problems(config) == []
 
 
-def test_no_key_is_set_to_its_default(config: dict[str, Any]) -> None:
-    properties = json.loads(LINTER_SCHEMA.read_text())["properties"]
-    at_default = [
-        key
-        for key, value in config.items()
-        if "default" in properties.get(key, {}) and properties[key]["default"] == value
-    ]
-    assert at_default == [], f"the linter rejects keys set to their default: {at_default}"
-
-
-def test_no_watchdog(config: dict[str, Any]) -> None:
-    assert "watchdog" not in config, "use the Dockerfile's HEALTHCHECK instead"
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"name": None}, "name is required"),
+        ({"watchdog": "tcp://[HOST]:[PORT:2222]"}, "watchdog is refused"),
+        ({"backup_drive": True}, "backup_drive is not a key the linter knows"),
+        ({"boot": "auto"}, "boot: 'auto' is the default"),
+        ({"host_network": False}, "host_network: False is the default"),
+        ({"ingress_port": 8099}, "ingress_port: 8099 is the default"),
+        ({"init": None}, "init must be false"),
+        ({"arch": ["aarch64", "armv7"]}, "arch: only ['aarch64', 'amd64']"),
+        ({"udev": "yes"}, "udev: 'yes' has the wrong type"),
+        ({"ingress_port": True}, "ingress_port: True has the wrong type"),
+        ({"startup": "later"}, "startup: 'later' is not one of"),
+        ({"privileged": ["SYS_ADMIN", "ALL"]}, "names an unknown capability"),
+        ({"map": [{"type": "addon_configs"}]}, "has no type the linter knows"),
+        ({"map": ["share:rw", "homeassistant"]}, "'homeassistant' is not a folder"),
+        ({"map": [{"type": "share", "read_only": "no"}]}, "may hold only type, read_only"),
+        ({"ports": {"2222": 2222}}, "'2222' is not PORT/tcp or PORT/udp"),
+        ({"ports": {"2222/tcp": 70000}}, "maps to 70000, not a port or null"),
+    ],
+)
+def test_the_rules_catch_what_the_linter_refuses(
+    config: dict[str, Any], change: dict[str, Any], problem: str
+) -> None:
+    changed = {**config, **change}
+    changed = {key: value for key, value in changed.items() if value is not None}
+    problems = config_problems(changed)
+    assert any(problem in line for line in problems), problems
 
 
 def test_add_on_essentials(config: dict[str, Any]) -> None:
@@ -133,25 +135,6 @@ def test_no_other_file_looks_like_an_add_on() -> None:
 # --- options and schema ---------------------------------------------------------------------
 
 
-def schema_leaves(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Flatten the schema into (dotted name, element) pairs, lists marked with []."""
-    leaves: list[tuple[str, Any]] = []
-    for key, element in schema.items():
-        name = f"{prefix}{key}"
-        if isinstance(element, list):
-            assert len(element) == 1, f"{name}: a list schema holds exactly one element"
-            inner = element[0]
-            if isinstance(inner, dict):
-                leaves += schema_leaves(inner, f"{name}[].")
-            else:
-                leaves.append((f"{name}[]", inner))
-        elif isinstance(element, dict):
-            leaves += schema_leaves(element, f"{name}.")
-        else:
-            leaves.append((name, element))
-    return leaves
-
-
 def test_schema_types_are_ones_supervisor_accepts(config: dict[str, Any]) -> None:
     for name, element in schema_leaves(config["schema"]):
         assert isinstance(element, str), f"{name}: {element!r} is not a type"
@@ -160,50 +143,6 @@ def test_schema_types_are_ones_supervisor_accepts(config: dict[str, Any]) -> Non
         if match.group("match"):
             re.compile(match.group("match"))
     assert config["schema"]["device"] == "device(subsystem=block)?"
-
-
-def validate_value(element: str, value: Any) -> bool:
-    """Check one option value against its schema element as Supervisor would."""
-    match = RE_SCHEMA_ELEMENT.match(element)
-    assert match
-    kind = element.rstrip("?").split("(", 1)[0]
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind in {"str", "password", "email", "url", "device"}:
-        return isinstance(value, str)
-    if kind == "match":
-        return isinstance(value, str) and re.match(match.group("match"), value) is not None
-    if kind == "list":
-        return value in match.group("list").split("|")
-    if kind in {"int", "port"}:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, float)
-
-
-def check_options(options: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
-    """Return what Supervisor would refuse in `options` for `schema`."""
-    problems = []
-    for key, value in options.items():
-        if key not in schema:
-            problems.append(f"{where}{key} is not in the schema")
-            continue
-        element = schema[key]
-        if isinstance(element, list):
-            if not isinstance(value, list):
-                problems.append(f"{where}{key} must be a list")
-                continue
-            for index, item in enumerate(value):
-                if isinstance(element[0], dict):
-                    problems += check_options(item, element[0], f"{where}{key}[{index}].")
-                elif not validate_value(element[0], item):
-                    problems.append(f"{where}{key}[{index}] does not match {element[0]}")
-        elif not validate_value(element, value):
-            problems.append(f"{where}{key}={value!r} does not match {element}")
-    for key, element in schema.items():
-        optional = element[0] if isinstance(element, list) else element
-        if key not in options and not (isinstance(optional, str) and optional.endswith("?")):
-            problems.append(f"{where}{key} is required but has no default in options")
-    return problems
 
 
 def test_options_agree_with_the_schema(config: dict[str, Any]) -> None:
@@ -338,6 +277,26 @@ def test_scripts_are_executable_in_git_and_use_bashio() -> None:
         assert lines[1] == "# shellcheck shell=bash", relative
 
 
+# Run for real under bashio 0.17.5 (the base image's) and bashio's current release against the
+# Supervisor stand-in. 0.18 renamed bashio::addon.* to bashio::app.* and keeps the old names as
+# aliases that log "deprecated"; 0.17 has no bashio::app.* at all.
+BASHIO_CHECKED = {
+    "bashio::config", "bashio::config.false", "bashio::config.has_value", "bashio::exit.nok",
+    "bashio::log.info", "bashio::log.warning", "bashio::log.fatal", "bashio::info.hostname",
+    "bashio::addon.port",
+}  # fmt: skip
+
+
+def test_scripts_call_only_bashio_functions_checked_under_both_versions() -> None:
+    called = {
+        name
+        for script in shell_scripts()
+        for name in re.findall(r"bashio::[\w.]+", script.read_text())
+    }
+    unchecked = called - BASHIO_CHECKED
+    assert not unchecked, f"run the scripts under old and new bashio first: {unchecked}"
+
+
 def test_scripts_are_shellcheck_clean() -> None:
     shellcheck = require_tool("shellcheck", "shellcheck")
     result = subprocess.run(
@@ -432,22 +391,33 @@ def test_dockerfile_is_hadolint_clean() -> None:
 
 def test_dockerfile_builds_from_a_current_base_python_image() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
-    match = re.search(r"^ARG BUILD_FROM=(\S+)$", text, re.MULTILINE)
-    assert match, "ARG BUILD_FROM needs a default (build.yaml is deprecated)"
+    # Supervisor before 2026.04 overrides BUILD_FROM with a base image that has no Python.
+    assert not re.search(r"^ARG BUILD_FROM|\$\{?BUILD_FROM", text, re.MULTILINE)
+    [base] = re.findall(r"^FROM (\S+)$", text, re.MULTILINE)
     image = re.fullmatch(
-        r"ghcr\.io/home-assistant/base-python:(\d+)\.(\d+)-alpine(\d+)\.(\d+)", match.group(1)
+        r"ghcr\.io/home-assistant/base-python:(\d+)\.(\d+)-alpine(\d+)\.(\d+)(@sha256:[0-9a-f]{64})?",
+        base,
     )
-    assert image, match.group(1)
-    python, alpine = tuple(map(int, image.groups()[:2])), tuple(map(int, image.groups()[2:]))
+    assert image, f"{base} is not a base-python image pinned by its tag"
+    python, alpine = tuple(map(int, image.groups()[:2])), tuple(map(int, image.groups()[2:4]))
     assert python >= (3, 13)
     assert alpine >= (3, 23)
-    assert re.search(r"^FROM \$\{BUILD_FROM\}$", text, re.MULTILINE)
     assert "pip3 install --no-cache-dir -r requirements/server.txt" in text
     assert "COPY rootfs /" in text
     assert "COPY integration/custom_components/backup_drive " in text
     assert re.search(r"^HEALTHCHECK .*\n.*addon_tools\", \"healthcheck\"", text, re.MULTILINE)
     for label in ("io.hass.name", "io.hass.arch", "io.hass.type", "io.hass.version"):
         assert label in text
+
+
+def test_the_build_backend_reads_the_license_string() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert isinstance(pyproject["project"]["license"], str), "an SPDX expression (PEP 639)"
+    [setuptools] = [r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    match = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", setuptools)
+    assert match, setuptools
+    # Older setuptools refuse a string `license` ("must be valid exactly by one definition").
+    assert int(match.group(1)) >= 77
 
 
 def test_the_image_installs_pinned_requirements() -> None:
