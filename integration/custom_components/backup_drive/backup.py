@@ -133,9 +133,9 @@ class BackupDriveAgent(BackupAgent):
                 on_progress(bytes_uploaded=uploaded)
 
         health = self._entry.runtime_data.coordinator
-        # Before the stream is opened: a backup that cannot fit writes nothing at all.
-        await health.async_check_space(backup)
         async with health.track_upload():
+            # Before the stream is opened: a backup that cannot fit writes nothing at all.
+            await health.async_check_space(backup)
             await self._client.upload(
                 await open_stream(),
                 backup=backup,
