@@ -436,3 +436,49 @@ async def test_backup_that_cannot_fit_writes_nothing(
         await upload(agent, too_big, os.urandom(too_big.size))
     finally:
         await stop_target(hass, target)
+
+
+async def test_verification_waits_for_an_upload_to_the_same_drive(
+    backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """A verification asked for during an upload reads nothing until the upload is done."""
+    agent = agent_of(hass, backup_entry)
+    first = tar_archive(1024 * 1024)
+    await upload(agent, make_backup("0a110001", len(first), name="Stored"), first)
+    second = tar_archive(2 * 1024 * 1024)
+    release = asyncio.Event()
+    halfway = asyncio.Event()
+
+    async def slow_stream() -> AsyncIterator[bytes]:
+        yield second[: len(second) // 2]
+        halfway.set()
+        await release.wait()
+        yield second[len(second) // 2 :]
+
+    async def open_stream() -> AsyncIterator[bytes]:
+        return slow_stream()
+
+    uploading = hass.async_create_task(
+        agent.async_upload_backup(
+            open_stream=open_stream, backup=make_backup("0a110002", len(second), name="Late")
+        )
+    )
+    await halfway.wait()
+    coordinator = coordinator_of(backup_entry)
+    assert coordinator.start_verification()
+    task = coordinator.verification
+    assert task is not None
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not task.done()
+    assert health_file(backup_target)["backups"] == {}, "nothing may be verified meanwhile"
+
+    release.set()
+    async with asyncio.timeout(SETTLE_SECONDS):
+        await uploading
+        await task
+    results = health_file(backup_target)["backups"]
+    assert {key: value["result"] for key, value in results.items()} == {
+        "0a110001": "ok",
+        "0a110002": "ok",
+    }

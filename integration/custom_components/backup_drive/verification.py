@@ -179,6 +179,8 @@ async def verify_backup(
 async def verify_all(coordinator: BackupDriveCoordinator) -> None:
     """Verify every stored backup, oldest first, one at a time; record each result on the drive."""
     client = coordinator.client
+    # A backup being uploaded is verified too, once it is complete.
+    await coordinator.no_uploads.wait()
     try:
         backups = await client.list_backups(fresh=True)
         if coordinator.record is None:
