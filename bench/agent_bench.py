@@ -32,11 +32,10 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "integration")]
 import asyncssh  # noqa: E402
 from homeassistant.components.backup import AgentBackup, suggested_filename  # noqa: E402
 
-from bench.ha_instance import drive_entry  # noqa: E402
+from bench.ha_instance import bench_client, drive_entry  # noqa: E402
 from bench.process_stats import CpuMeter, RssSampler, markdown_table, write_random_file  # noqa: E402
 from custom_components.backup_drive.backup import BackupDriveAgent  # noqa: E402
 from custom_components.backup_drive.client import BackupDriveClient  # noqa: E402
-from custom_components.backup_drive.session import ServerSettings  # noqa: E402
 from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402
@@ -192,16 +191,7 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
     ).start()
     known_hosts = work_dir / "known_hosts"
     known_hosts.write_text(target.known_hosts_line() + "\n")
-    client = BackupDriveClient(
-        ServerSettings(
-            host="127.0.0.1",
-            port=target.sftp_port,
-            username=HOMEASSISTANT_USER,
-            password=target.password,
-            host_key=target.host_key,
-            path="/backups",
-        )
-    )
+    client = bench_client(target)
     async with drive_entry(client) as (hass, entry):
         agent = BackupDriveAgent(hass, entry)
         return await measure(

@@ -1,4 +1,4 @@
-"""A real Home Assistant core and a config entry, for benchmarks that drive the agent or poll."""
+"""A real Home Assistant core, a config entry and a client, for benchmarks of the integration."""
 
 from __future__ import annotations
 
@@ -16,6 +16,22 @@ from custom_components.backup_drive import BackupDriveConfigEntry, BackupDriveDa
 from custom_components.backup_drive.client import BackupDriveClient
 from custom_components.backup_drive.const import DOMAIN
 from custom_components.backup_drive.coordinator import BackupDriveCoordinator
+from custom_components.backup_drive.session import ServerSettings
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+
+
+def bench_client(target: BackupTarget) -> BackupDriveClient:
+    """Return a client for the target's backups folder, logged in as Home Assistant is."""
+    return BackupDriveClient(
+        ServerSettings(
+            host="127.0.0.1",
+            port=target.sftp_port,
+            username=HOMEASSISTANT_USER,
+            password=target.password,
+            host_key=target.host_key,
+            path="/backups",
+        )
+    )
 
 
 @asynccontextmanager

@@ -28,14 +28,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "integration")]
 
 from bench.agent_bench import SIDECARS, agent_backup, write_sidecars  # noqa: E402
-from bench.ha_instance import drive_entry  # noqa: E402
+from bench.ha_instance import bench_client, drive_entry  # noqa: E402
 from bench.process_stats import MIB, CpuMeter, markdown_table, sha256_of  # noqa: E402
-from custom_components.backup_drive.client import BackupDriveClient  # noqa: E402
 from custom_components.backup_drive.health_record import RESULT_OK  # noqa: E402
-from custom_components.backup_drive.session import ServerSettings  # noqa: E402
 from custom_components.backup_drive.sidecar import sidecar_content, sidecar_name  # noqa: E402
 from custom_components.backup_drive.verification import verify_backup  # noqa: E402
-from tests.backup_target import HOMEASSISTANT_USER, BackupTarget  # noqa: E402
+from tests.backup_target import BackupTarget  # noqa: E402
 
 POLLS = 5
 TARGET_RATIO = 0.5
@@ -78,16 +76,7 @@ async def run(size: int, work_dir: Path) -> list[str]:
     archive = folder / "bench.tar"
     assert target.process is not None
     server_pid = target.process.pid
-    client = BackupDriveClient(
-        ServerSettings(
-            host="127.0.0.1",
-            port=target.sftp_port,
-            username=HOMEASSISTANT_USER,
-            password=target.password,
-            host_key=target.host_key,
-            path="/backups",
-        )
-    )
+    client = bench_client(target)
     rows: list[list[str]] = []
     try:
         async with drive_entry(client) as (_hass, entry):

@@ -109,6 +109,15 @@ def issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
     return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
 
 
+def assert_problem(
+    hass: HomeAssistant, entry: MockConfigEntry, issue_id: str, *, shown: bool
+) -> None:
+    """Assert a repair is open (or not), and backup_problem with it (when it is the only one)."""
+    assert (issue(hass, issue_id) is not None) is shown, issue_id
+    problem = state_of_key(hass, entry, "binary_sensor", "backup_problem").state
+    assert problem == ("on" if shown else "off")
+
+
 async def test_entities_follow_the_drive(
     backup_target: BackupTarget,
     backup_entry: MockConfigEntry,
@@ -212,12 +221,11 @@ async def test_stale_backups_follow_the_schedule(
     assert raised is not None
     assert raised.translation_placeholders is not None
     assert raised.translation_placeholders["days"] == "3"
-    assert state_of_key(hass, backup_entry, "binary_sensor", "backup_problem").state == "on"
+    assert_problem(hass, backup_entry, stale_id, shown=True)
 
     await upload(agent, make_backup("57a1e002", 10), b"0123456789")
     await hass.async_block_till_done()
-    assert issue(hass, stale_id) is None
-    assert state_of_key(hass, backup_entry, "binary_sensor", "backup_problem").state == "off"
+    assert_problem(hass, backup_entry, stale_id, shown=False)
 
 
 async def test_verification_finds_damage_and_offers_repairs(
@@ -327,12 +335,11 @@ async def test_drive_away_raises_unreachable_only_after_grace_and_a_due_backup(
 
     freezer.tick(timedelta(minutes=6))
     await refresh(hass, backup_entry)
-    assert issue(hass, unreachable_id) is not None
-    assert state_of_key(hass, backup_entry, "binary_sensor", "backup_problem").state == "on"
+    assert_problem(hass, backup_entry, unreachable_id, shown=True)
 
     await hass.async_add_executor_job(backup_target.start)
     await refresh(hass, backup_entry)
-    assert issue(hass, unreachable_id) is None
+    assert_problem(hass, backup_entry, unreachable_id, shown=False)
     assert state_of_key(hass, backup_entry, "binary_sensor", "connected").state == "on"
 
 
