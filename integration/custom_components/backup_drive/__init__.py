@@ -84,6 +84,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) 
     await coordinator.async_config_entry_first_refresh()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
+    async def apply_options(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
+        # New thresholds take effect at once, not at the next poll.
+        await coordinator.async_request_refresh()
+
+    entry.async_on_unload(entry.add_update_listener(apply_options))
+
     @callback
     def notify_backup_listeners() -> None:
         for listener in hass.data.get(DATA_BACKUP_AGENT_LISTENERS, []):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import BackupDriveConfigEntry
 from .entity import BackupDriveEntity
@@ -23,7 +23,7 @@ VERIFY_BACKUPS = ButtonEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: BackupDriveConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the verify button."""
     async_add_entities([VerifyBackupsButton(entry.runtime_data.coordinator, VERIFY_BACKUPS)])

@@ -209,9 +209,12 @@ class BackupDriveCoordinator(DataUpdateCoordinator[DriveHealth]):
         self.no_uploads.clear()
         try:
             yield
-        except CannotConnect:
-            self.upload_failed_while_away = True
-            self.unreachable_since = self.unreachable_since or dt_util.utcnow()
+        except BackupDriveError as err:
+            # The drive is not as last listed (folder gone, drive away): list it afresh next time.
+            self.client.invalidate_cache()
+            if isinstance(err, CannotConnect):
+                self.upload_failed_while_away = True
+                self.unreachable_since = self.unreachable_since or dt_util.utcnow()
             raise
         finally:
             self.uploads_running -= 1

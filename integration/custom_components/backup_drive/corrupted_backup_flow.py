@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.helpers import issue_registry as ir
 
 from .errors import BackupDriveError, BackupFileMissing
@@ -32,7 +33,7 @@ class CorruptedBackupFlow(RepairsFlow):
         entry: BackupDriveConfigEntry | None = self.hass.config_entries.async_get_entry(
             self._entry_id
         )
-        return entry if entry is not None and hasattr(entry, "runtime_data") else None
+        return entry if entry is not None and entry.state is ConfigEntryState.LOADED else None
 
     async def async_step_init(
         self, user_input: dict[str, str] | None = None

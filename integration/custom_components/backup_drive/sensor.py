@@ -14,7 +14,7 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfInformation
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import BackupDriveConfigEntry
 from .coordinator import DriveHealth
@@ -78,7 +78,7 @@ SENSORS: tuple[BackupDriveSensorDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: BackupDriveConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the drive's sensors."""
     coordinator = entry.runtime_data.coordinator
