@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +12,6 @@ import pytest
 from homeassistant.components.backup.const import DOMAIN as BACKUP_DOMAIN
 from homeassistant.config_entries import SOURCE_HASSIO, ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.backup import async_initialize_backup
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -63,7 +63,11 @@ async def backup_target(
 @pytest.fixture
 async def backup_entry(backup_target: BackupTarget, hass: HomeAssistant) -> MockConfigEntry:
     """Home Assistant's backup integration with a loaded Backup Drive entry for the target."""
-    async_initialize_backup(hass)
+    with contextlib.suppress(ImportError):
+        # Home Assistant before 2026 needs the backup helper started before the integration.
+        from homeassistant.helpers.backup import async_initialize_backup  # noqa: PLC0415
+
+        async_initialize_backup(hass)
     assert await async_setup_component(hass, BACKUP_DOMAIN, {BACKUP_DOMAIN: {}})
     return await set_up_entry(
         hass,
