@@ -24,23 +24,18 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "integration")]
 
 import asyncssh  # noqa: E402
 from homeassistant.components.backup import AgentBackup, suggested_filename  # noqa: E402
-from homeassistant.core import HomeAssistant  # noqa: E402
 
+from bench.ha_instance import bench_client, drive_entry  # noqa: E402
 from bench.process_stats import CpuMeter, RssSampler, markdown_table, write_random_file  # noqa: E402
-from custom_components.backup_drive import (  # noqa: E402
-    BackupDriveConfigEntry,
-    BackupDriveData,
-)
 from custom_components.backup_drive.backup import BackupDriveAgent  # noqa: E402
 from custom_components.backup_drive.client import BackupDriveClient  # noqa: E402
-from custom_components.backup_drive.session import ServerSettings  # noqa: E402
 from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402
@@ -67,15 +62,6 @@ class Row:
     def mb_per_s(self) -> float:
         """Throughput in MB/s (10^6 bytes)."""
         return self.size / self.seconds / 1e6 if self.size else 0.0
-
-
-@dataclass
-class BenchEntry:
-    """The three attributes of a config entry the agent reads."""
-
-    title: str
-    entry_id: str
-    runtime_data: BackupDriveData
 
 
 async def file_stream(path: Path, chunk: int = MANAGER_CHUNK) -> AsyncIterator[bytes]:
@@ -197,8 +183,6 @@ async def drain(stream: AsyncIterator[bytes]) -> int:
 
 async def run(sizes: list[int], work_dir: Path) -> list[str]:
     """Run every measurement and return the table's lines."""
-    rows: dict[str, Row] = {}
-    rss_growth: dict[int, int] = {}
     key, public = make_key(work_dir)
     target = BackupTarget(
         storage=work_dir / "storage",
@@ -207,19 +191,33 @@ async def run(sizes: list[int], work_dir: Path) -> list[str]:
     ).start()
     known_hosts = work_dir / "known_hosts"
     known_hosts.write_text(target.known_hosts_line() + "\n")
-    folder = target.storage / "backups"
-    client = BackupDriveClient(
-        ServerSettings(
-            host="127.0.0.1",
-            port=target.sftp_port,
-            username=HOMEASSISTANT_USER,
-            password=target.password,
-            host_key=target.host_key,
-            path="/backups",
+    client = bench_client(target)
+    async with drive_entry(client) as (hass, entry):
+        agent = BackupDriveAgent(hass, entry)
+        return await measure(
+            sizes,
+            work_dir=work_dir,
+            target=target,
+            openssh_login=(key, known_hosts),
+            client=client,
+            agent=agent,
         )
-    )
-    entry = BenchEntry("Backup Drive", "bench", BackupDriveData(client=client))
-    agent = BackupDriveAgent(cast(HomeAssistant, None), cast(BackupDriveConfigEntry, entry))
+
+
+async def measure(
+    sizes: list[int],
+    *,
+    work_dir: Path,
+    target: BackupTarget,
+    openssh_login: tuple[Path, Path],
+    client: BackupDriveClient,
+    agent: BackupDriveAgent,
+) -> list[str]:
+    """Time the agent (with its health tracking, as Home Assistant runs it) and the references."""
+    key, known_hosts = openssh_login
+    rows: dict[str, Row] = {}
+    rss_growth: dict[int, int] = {}
+    folder = target.storage / "backups"
     assert target.process is not None
     server_pid = target.process.pid
 

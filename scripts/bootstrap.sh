@@ -125,6 +125,7 @@ readonly -a DEBIAN_PEERS=(
     "shellcheck:shellcheck"
     "losetup:mount"
     "mkfs.ext4:e2fsprogs"
+    "inotifywait:inotify-tools"
     "mkfs.vfat:dosfstools"
     "mkfs.exfat:exfatprogs"
     "mount.exfat-fuse:exfat-fuse"

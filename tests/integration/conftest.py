@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from tests.integration.entries import (  # noqa: E402
     set_up_entry,
     stop_target,
 )
+from tests.peers import require_root, require_tool  # noqa: E402
 
 assert custom_components.backup_drive.__file__
 assert custom_components.backup_drive.__file__.startswith(str(INTEGRATION_ROOT))
@@ -79,3 +81,26 @@ async def backup_entry(backup_target: BackupTarget, hass: HomeAssistant) -> Mock
         source=SOURCE_HASSIO,
         title="Backup Drive",
     )
+
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def small_drive(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB ext4 filesystem on a loop device, playing a nearly full USB drive."""
+    require_root("a loop-mounted filesystem plays a small USB drive")
+    mkfs = require_tool("mkfs.ext4", "e2fsprogs")
+    mount = require_tool("mount", "mount")
+    umount = require_tool("umount", "mount")
+    image = tmp_path / "drive.img"
+    mountpoint = tmp_path / "drive"
+    mountpoint.mkdir()
+    with image.open("wb") as file:
+        file.truncate(32 * MIB)
+    subprocess.run([mkfs, "-q", "-F", str(image)], check=True)
+    subprocess.run([mount, "-o", "loop", str(image), str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run([umount, str(mountpoint)], check=True)

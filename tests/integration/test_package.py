@@ -59,11 +59,39 @@ def test_every_exception_and_issue_is_translated() -> None:
     """Setup's exceptions and the repair issue have texts, with the placeholders they use."""
     strings = load_json("strings.json")
     keys = {meaning.translation_key for meaning in ERROR_MEANINGS.values()}
+    coordinator = (PACKAGE_DIR / "coordinator.py").read_text()
+    keys |= set(re.findall(r'translation_key="([a-z_]+)"', coordinator))
     assert keys == set(strings["exceptions"])
     assert "host_key_mismatch" in strings["issues"]
     repairs = (PACKAGE_DIR / "repairs.py").read_text()
     aborts = set(re.findall(r'reason="([a-z_]+)"', repairs))
     assert aborts <= set(strings["issues"]["host_key_mismatch"]["fix_flow"]["abort"])
+
+
+def test_health_entities_issues_and_options_are_translated() -> None:
+    """Every entity key, health repair (with its placeholders) and option has a text."""
+    strings = load_json("strings.json")
+    entities = {platform: set(keys) for platform, keys in strings["entity"].items()}
+    assert entities == {
+        "sensor": {
+            "free_space",
+            "total_space",
+            "backups_stored",
+            "backups_size",
+            "last_upload",
+            "last_verified",
+        },
+        "binary_sensor": {"connected", "backup_problem"},
+        "button": {"verify_backups"},
+    }
+    source = (PACKAGE_DIR / "health_repairs.py").read_text()
+    for problem in ("not_enough_space", "stale_backups", "drive_unreachable", "backup_corrupted"):
+        texts = json.dumps(strings["issues"][problem])
+        for placeholder in re.findall(r"{([a-z_]+)}", texts):
+            assert f'"{placeholder}"' in source, (problem, placeholder)
+    menu = strings["issues"]["backup_corrupted"]["fix_flow"]["step"]["init"]["menu_options"]
+    assert set(menu) == {"delete", "keep"}
+    assert set(strings["options"]["step"]["init"]["data"]) == {"stale_days", "verify_days"}
 
 
 def test_quality_scale_lists_every_rule_honestly() -> None:

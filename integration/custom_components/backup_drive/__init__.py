@@ -14,8 +14,10 @@ from homeassistant.const import (
     CONF_PORT,
     CONF_USERNAME,
     EVENT_HOMEASSISTANT_STOP,
+    Platform,
 )
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 
 from .client import BackupDriveClient
 from .const import (
@@ -23,10 +25,16 @@ from .const import (
     CONF_PATH,
     CONF_PRIVATE_KEY,
     DATA_BACKUP_AGENT_LISTENERS,
+    DOMAIN,
+    LOGGER,
 )
-from .errors import BackupDriveError
+from .coordinator import BackupDriveCoordinator
+from .errors import BackupDriveError, CannotConnect
 from .failures import async_clear_host_key_issue, async_handle_setup_failure
+from .health_repairs import async_clear_health_issues
 from .session import ServerSettings
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR]
 
 
 @dataclass(kw_only=True)
@@ -34,6 +42,7 @@ class BackupDriveData:
     """What a loaded entry holds at runtime."""
 
     client: BackupDriveClient
+    coordinator: BackupDriveCoordinator
     keep_awake: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -54,15 +63,32 @@ def settings_from_data(data: MappingProxyType[str, Any] | dict[str, Any]) -> Ser
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> bool:
-    """Connect to the drive and check the backup folder."""
+    """Connect to the drive and check the backup folder; start watching its health."""
     client = BackupDriveClient(settings_from_data(entry.data))
     try:
         await client.check_folder()
+    except CannotConnect as err:
+        if not was_set_up_before(hass, entry):
+            await client.close()
+            raise async_handle_setup_failure(hass, entry, err) from err
+        # Retrying setup would drop the location from the backup settings, as if its
+        # configuration were lost; loaded, it reports the drive as away instead.
+        LOGGER.warning("Setting up %s while it is away: %s", entry.title, err)
     except BackupDriveError as err:
         await client.close()
         raise async_handle_setup_failure(hass, entry, err) from err
-    async_clear_host_key_issue(hass, entry)
-    entry.runtime_data = BackupDriveData(client=client)
+    else:
+        async_clear_host_key_issue(hass, entry)
+    coordinator = BackupDriveCoordinator(hass, entry, client)
+    entry.runtime_data = BackupDriveData(client=client, coordinator=coordinator)
+    await coordinator.async_config_entry_first_refresh()
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+
+    async def apply_options(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
+        # New thresholds take effect at once, not at the next poll.
+        await coordinator.async_request_refresh()
+
+    entry.async_on_unload(entry.add_update_listener(apply_options))
 
     @callback
     def notify_backup_listeners() -> None:
@@ -79,8 +105,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) 
     return True
 
 
+def was_set_up_before(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> bool:
+    """Return whether the entry has been loaded before: its device exists."""
+    devices = dr.async_get(hass)
+    return devices.async_get_device(identifiers={(DOMAIN, entry.entry_id)}) is not None
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> bool:
     """Close the connection to the drive."""
+    if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        return False
     data = entry.runtime_data
     if data.keep_awake is not None:
         data.keep_awake.cancel()
@@ -89,5 +123,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
-    """Remove the entry's repair issue."""
+    """Remove the entry's repair issues."""
     async_clear_host_key_issue(hass, entry)
+    async_clear_health_issues(hass, entry)

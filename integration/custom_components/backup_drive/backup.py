@@ -132,12 +132,16 @@ class BackupDriveAgent(BackupAgent):
             if on_progress is not None:
                 on_progress(bytes_uploaded=uploaded)
 
-        await self._client.upload(
-            await open_stream(),
-            backup=backup,
-            file_name=suggested_filename(backup),
-            on_progress=report,
-        )
+        health = self._entry.runtime_data.coordinator
+        async with health.track_upload():
+            # Before the stream is opened: a backup that cannot fit writes nothing at all.
+            await health.async_check_space(backup)
+            await self._client.upload(
+                await open_stream(),
+                backup=backup,
+                file_name=suggested_filename(backup),
+                on_progress=report,
+            )
 
     @handle_backup_errors
     async def async_download_backup(self, backup_id: str, **kwargs: Any) -> AsyncIterator[bytes]:

@@ -15,6 +15,7 @@ from .catalog import BackupCatalog
 from .const import LOGGER
 from .errors import BackupDriveError
 from .folder import probe_folder, read_disk_usage
+from .health_record import HealthRecord, read_health, write_health
 from .session import CONNECT_TIMEOUT, DriveSession, ServerSettings, normalize_path
 from .sidecar import StoredBackup, sidecar_name
 from .transfer import read_blocks
@@ -71,6 +72,18 @@ class BackupDriveClient:
         """Return (free, total) bytes of the drive, when the server reports them."""
         return await self._session.run_with_reconnect(
             "Reading free space", lambda sftp: read_disk_usage(sftp, self.path)
+        )
+
+    async def read_health(self) -> HealthRecord:
+        """Return the folder's health history (empty when it has none yet)."""
+        return await self._session.run_with_reconnect(
+            "Reading the health file", lambda sftp: read_health(sftp, self.path)
+        )
+
+    async def write_health(self, record: HealthRecord) -> None:
+        """Replace the folder's health history on the drive."""
+        await self._session.run_with_reconnect(
+            "Writing the health file", lambda sftp: write_health(sftp, self.path, record)
         )
 
     def invalidate_cache(self) -> None:

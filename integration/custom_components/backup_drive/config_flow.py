@@ -6,8 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import SOURCE_IGNORE, ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
@@ -34,6 +41,7 @@ from .errors import (
     InvalidPrivateKey,
     meaning_of,
 )
+from .options_flow import BackupDriveOptionsFlow
 from .session import fetch_host_key, fingerprint, normalize_path, parse_private_key
 
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -104,6 +112,12 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing known."""
         self._data: dict[str, Any] = {}
         self._addon_name = "Backup Drive"
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Return the options flow (stale threshold, verification schedule)."""
+        return BackupDriveOptionsFlow()
 
     async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
         """Take the add-on's discovery message."""

@@ -37,3 +37,9 @@ DATA_BACKUP_AGENT_LISTENERS: HassKey[list[Callable[[], None]]] = HassKey(
 )
 
 ISSUE_HOST_KEY_MISMATCH: Final = "host_key_mismatch"
+
+# Options: days without a backup before it counts as stale (empty: follow Home Assistant's
+# backup schedule), and days between verifications (0: never on a schedule).
+CONF_STALE_DAYS: Final = "stale_days"
+CONF_VERIFY_DAYS: Final = "verify_days"
+DEFAULT_VERIFY_DAYS: Final = 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -43,4 +44,29 @@ async def async_get_config_entry_diagnostics(
             "path": client.path,
         },
         "drive": drive,
+        "health": health_diagnostics(entry),
     }
+
+
+def health_diagnostics(entry: BackupDriveConfigEntry) -> dict[str, Any]:
+    """Return the last poll's view and the history on the drive (no secrets in either)."""
+    coordinator = entry.runtime_data.coordinator
+    health = coordinator.data
+    record = coordinator.record
+    return {
+        "connected": health.connected,
+        "unreachable_since": _iso(coordinator.unreachable_since),
+        "last_upload": _iso(health.last_upload),
+        "last_verified": _iso(health.last_verified),
+        "problems": sorted(health.problems),
+        "verification_running": coordinator.verification is not None
+        and not coordinator.verification.done(),
+        "backups": {key: value.as_dict() for key, value in record.backups.items()}
+        if record
+        else {},
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """Return a timestamp in ISO 8601, or None."""
+    return moment.isoformat() if moment is not None else None

@@ -40,4 +40,6 @@ async def read_disk_usage(sftp: SFTPClient, path: str) -> tuple[int, int] | None
         vfs = await sftp.statvfs(path)
     except asyncssh.SFTPOpUnsupported:
         return None
+    except asyncssh.SFTPNoSuchFile as err:
+        raise FolderMissing(f"The folder {path} does not exist") from err
     return vfs.bavail * vfs.frsize, vfs.blocks * vfs.frsize

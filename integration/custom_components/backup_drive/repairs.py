@@ -1,4 +1,4 @@
-"""Repair flow: accept a Backup Drive's new host key after the user has checked it."""
+"""Repair flows: accept a Backup Drive's new host key; decide about a damaged backup."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from .const import CONF_HOST_KEY
+from .corrupted_backup_flow import CorruptedBackupFlow
 from .errors import CannotConnect
 from .session import fetch_host_key
 
@@ -60,6 +61,8 @@ async def async_create_fix_flow(
     issue_id: str,
     data: dict[str, str | int | float | None] | None,
 ) -> RepairsFlow:
-    """Create the flow for a host key issue."""
+    """Create the flow for a host key issue or a damaged backup."""
     data = data or {}
+    if "backup_id" in data:
+        return CorruptedBackupFlow(str(data.get("entry_id")), str(data.get("backup_id")))
     return AcceptHostKeyFlow(str(data.get("entry_id")), str(data.get("host_key")))

@@ -140,12 +140,16 @@ async def _write_sidecar(
 ) -> None:
     """Write the metadata file under a temporary name and rename it into place."""
     sidecar = sidecar_content(backup, archive, result.sha256, result.size)
-    name = sidecar_name(backup.backup_id)
+    await write_small_file(sftp, folder, sidecar_name(backup.backup_id), sidecar)
+
+
+async def write_small_file(sftp: SFTPClient, folder: str, name: str, content: bytes) -> None:
+    """Replace a small file atomically: write a hidden temporary name, then rename it."""
     final = posixpath.join(folder, name)
     temp = posixpath.join(folder, staging_name(name))
     try:
         async with sftp.open(temp, "wb") as file:
-            await file.write(sidecar)
+            await file.write(content)
         await _rename(sftp, temp, final)
     except BaseException:
         await _remove_quietly(sftp, temp)
