@@ -11,6 +11,7 @@ import asyncssh
 from asyncssh import SFTPClient, SFTPClientFile
 from homeassistant.components.backup import AgentBackup
 
+from .archive_name import check_backup_id, plain_file_name
 from .catalog import BackupCatalog
 from .const import LOGGER
 from .errors import BackupDriveError
@@ -93,7 +94,11 @@ class BackupDriveClient:
         file_name: str,
         on_progress: Callable[[int], None] | None = None,
     ) -> UploadResult:
-        """Stream an archive into the folder, with its sidecar."""
+        """Stream an archive into the folder under a plain file name, with its sidecar."""
+        # A backup's name (and so Home Assistant's suggested file name) may hold "/" or "..":
+        # on a generic SFTP server that would write into a subfolder or outside the folder.
+        check_backup_id(backup.backup_id)
+        file_name = plain_file_name(file_name)
         self.invalidate_cache()
         try:
             return await upload_backup(

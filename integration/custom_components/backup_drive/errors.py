@@ -55,6 +55,10 @@ class BackupFileMissing(BackupDriveError):
     """A backup archive or its metadata file does not exist."""
 
 
+class InvalidBackupId(BackupDriveError):
+    """A backup's id cannot name a file in the folder (a separator, a control character)."""
+
+
 class TransferFailed(BackupDriveError):
     """Any other failure while reading or writing."""
 
@@ -150,6 +154,7 @@ ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
     ),
     FolderMissing: ErrorMeaning(translation_key="folder_unusable", flow_error="folder_missing"),
     InvalidPrivateKey: ErrorMeaning(flow_error="invalid_private_key"),
+    InvalidBackupId: ErrorMeaning(),
     TransferFailed: ErrorMeaning(),
 }
 
