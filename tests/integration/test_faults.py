@@ -15,7 +15,6 @@ from homeassistant.components.backup import (
     BackupNotFound,
     suggested_filename,
 )
-from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
@@ -82,8 +81,12 @@ async def test_server_stops_mid_upload(
     async def open_stream() -> AsyncIterator[bytes]:
         return stream_then_stop_server()
 
-    with pytest.raises(BackupAgentUnreachableError) as caught:
+    with pytest.raises(BackupAgentError) as caught:
         await agent.async_upload_backup(open_stream=open_stream, backup=doomed)
+    # Home Assistant 2026.4+ shows the translation; older releases show str(), rendered from it.
+    assert caught.value.translation_domain == DOMAIN
+    assert caught.value.translation_key == "cannot_connect"
+    assert str(caught.value).startswith("Backup Drive is unreachable: ")
     assert "connection to the drive was lost" in str(caught.value)
     assert visible_files(backup_target) == before
     assert not (backups_dir(backup_target) / suggested_filename(doomed)).exists()

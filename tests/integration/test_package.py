@@ -76,3 +76,19 @@ def test_quality_scale_lists_every_rule_honestly() -> None:
         if status != "done":
             assert isinstance(rule, dict), name
             assert rule.get("comment"), name
+
+
+def test_exception_texts_use_only_the_placeholders_given() -> None:
+    """Each exception text names only what failures.failure_placeholders fills in."""
+    for key, text in load_json("strings.json")["exceptions"].items():
+        used = set(re.findall(r"{(\w+)}", text["message"]))
+        assert used <= {"title", "host", "error", "offered"}, key
+
+
+def test_agent_errors_carry_no_english_message() -> None:
+    """No backup error is built from an English string: each comes from the translated table."""
+    for module in PACKAGE_DIR.glob("*.py"):
+        built = re.findall(
+            r"(?:BackupAgentError|BackupNotFound|agent_error)\(\s*f?[\"']", module.read_text()
+        )
+        assert built == [], module.name

@@ -11,10 +11,25 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, ISSUE_HOST_KEY_MISMATCH, LOGGER
-from .errors import BackupDriveError, HostKeyMismatch, InvalidAuth, meaning_of
+from .errors import (
+    ERROR_MEANINGS,
+    BackupDriveError,
+    HostKeyMismatch,
+    InvalidAuth,
+    TransferFailed,
+    meaning_of,
+)
 
 if TYPE_CHECKING:
     from . import BackupDriveConfigEntry
+
+
+def failure_placeholders(entry: BackupDriveConfigEntry, err: BackupDriveError) -> dict[str, str]:
+    """Return the placeholders of an error's translated text."""
+    placeholders = {"title": entry.title, "host": entry.data[CONF_HOST], "error": str(err)}
+    if isinstance(err, HostKeyMismatch):
+        placeholders["offered"] = err.offered_fingerprint or "?"
+    return placeholders
 
 
 @callback
@@ -25,15 +40,13 @@ def async_handle_setup_failure(
 
     ConfigEntryAuthFailed starts reauth by itself.
     """
-    placeholders = {"title": entry.title, "host": entry.data[CONF_HOST], "error": str(err)}
     if isinstance(err, HostKeyMismatch):
         async_raise_host_key_issue(hass, entry, err)
-        placeholders["offered"] = err.offered_fingerprint or "?"
     meaning = meaning_of(err)
     return meaning.setup_error(
         translation_domain=DOMAIN,
         translation_key=meaning.translation_key,
-        translation_placeholders=placeholders,
+        translation_placeholders=failure_placeholders(entry, err),
     )
 
 
@@ -47,10 +60,16 @@ def async_handle_agent_failure(
         entry.async_start_reauth(hass)
     elif isinstance(err, HostKeyMismatch):
         async_raise_host_key_issue(hass, entry, err)
-    elif meaning.agent_error is BackupAgentError:
+    elif meaning.translation_key == ERROR_MEANINGS[TransferFailed].translation_key:
         # No remedy to start and no plain cause to name: keep the traceback for debugging.
         LOGGER.debug("%s failed", entry.title, exc_info=err)
-    return meaning.agent_error(meaning.agent_message.format(name=entry.title, err=err))
+    # Home Assistant 2026.4 and newer show the text translated; older ones show str(), which
+    # HomeAssistantError renders from the same English text.
+    return meaning.agent_error(
+        translation_domain=DOMAIN,
+        translation_key=meaning.translation_key,
+        translation_placeholders=failure_placeholders(entry, err),
+    )
 
 
 def host_key_issue_id(entry: BackupDriveConfigEntry) -> str:
