@@ -16,6 +16,7 @@ from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNA
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.backup_drive.const import CONF_HOST_KEY, CONF_PATH, CONF_PRIVATE_KEY, DOMAIN
 from custom_components.backup_drive.session import fingerprint
@@ -330,6 +331,59 @@ async def test_user_already_configured(backup_target: BackupTarget, hass: HomeAs
     result = await user_flow_to_host_key(hass, user_input(backup_target))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+def add_entry(hass: HomeAssistant, data: dict[str, Any], unique_id: str) -> MockConfigEntry:
+    """Add an entry without setting it up: flows only compare what entries hold."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=unique_id, data=data)
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_discovered_drive_cannot_be_added_again_by_hand(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """The add-on's folder, known by its hostname, is the same folder under an IP address."""
+    add_entry(hass, entry_data(backup_target, host="a0d7b954-backup-drive"), DISCOVERY_UUID)
+    result = await user_flow_to_host_key(hass, user_input(backup_target, path="/backups/"))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+    # Another folder of the same server is another location.
+    (backup_target.storage / "backups" / "other").mkdir()
+    result = await user_flow_to_host_key(hass, user_input(backup_target, path="/backups/other"))
+    assert result["step_id"] == "host_key"
+
+
+async def test_drive_added_by_hand_is_not_discovered_again(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """Discovery of a server and folder an entry made by hand already uses aborts."""
+    add_entry(hass, entry_data(backup_target), f"127.0.0.1:{backup_target.sftp_port}/backups")
+    config = discovery_config(backup_target, host="a0d7b954-backup-drive", port=2222)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(config)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+async def test_reconfigure_onto_another_entrys_folder_aborts(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """Reconfigure cannot point an entry at the folder another entry stores backups in."""
+    (backup_target.storage / "backups" / "second").mkdir()
+    add_entry(hass, entry_data(backup_target, host="a0d7b954-backup-drive"), DISCOVERY_UUID)
+    entry = add_entry(hass, entry_data(backup_target, path="/backups/second"), "second")
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: backup_target.sftp_port, CONF_PATH: "/backups"},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_PATH] == "/backups/second"
 
 
 async def test_reauth(backup_target: BackupTarget, hass: HomeAssistant) -> None:

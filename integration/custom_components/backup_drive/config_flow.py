@@ -8,6 +8,7 @@ from typing import Any
 import voluptuous as vol
 from homeassistant.config_entries import SOURCE_IGNORE, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
@@ -95,6 +96,18 @@ def credentials_error(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def same_folder(data: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Return whether two entries' data name the same folder on the same server.
+
+    A server is the same when it presents the same host key, whichever name or address reaches
+    it (the add-on's hostname in a discovered entry, an IP address in a manual one).
+    """
+    return normalize_path(data[CONF_PATH]) == normalize_path(other[CONF_PATH]) and (
+        data[CONF_HOST_KEY] == other[CONF_HOST_KEY]
+        or (data[CONF_HOST], int(data[CONF_PORT])) == (other[CONF_HOST], int(other[CONF_PORT]))
+    )
+
+
 class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a Backup Drive."""
 
@@ -104,6 +117,14 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing known."""
         self._data: dict[str, Any] = {}
         self._addon_name = "Backup Drive"
+
+    def _abort_if_folder_configured(
+        self, data: Mapping[str, Any], *, moving_entry_id: str | None = None
+    ) -> None:
+        """Abort when another entry already stores backups in the same folder of this server."""
+        for entry in self._async_current_entries(include_ignore=False):
+            if entry.entry_id != moving_entry_id and same_folder(data, entry.data):
+                raise AbortFlow("already_configured")
 
     async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
         """Take the add-on's discovery message."""
@@ -137,6 +158,7 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                 reload_even_if_entry_is_unchanged=False,
             )
         self._abort_if_unique_id_configured()
+        self._abort_if_folder_configured(data)
         self._data = data
         self._addon_name = discovery_info.name
         self.context["title_placeholders"] = {"name": discovery_info.name}
@@ -180,6 +202,7 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                 except CannotConnect:
                     errors["base"] = "cannot_connect"
                 else:
+                    self._abort_if_folder_configured(data)
                     self._data = data
                     return await self.async_step_host_key()
         return self.async_show_form(
@@ -263,6 +286,7 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                     errors["base"] = "cannot_connect"
                 else:
                     self._data = {**data, CONF_HOST_KEY: offered}
+                    self._abort_if_folder_configured(self._data, moving_entry_id=entry.entry_id)
                     if offered != entry.data[CONF_HOST_KEY]:
                         return await self.async_step_reconfigure_host_key()
                     return await self._async_finish_reconfigure()
