@@ -304,6 +304,25 @@ async def test_upload_shorter_than_announced_keeps_nothing(
     assert visible_files(backup_target) == []
 
 
+async def test_renaming_the_entry_renames_the_location(
+    backup_entry: MockConfigEntry, hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+) -> None:
+    """A new title reaches the backup settings page, and the manager is told to reload agents."""
+    calls: list[None] = []
+    remove = backup_platform.async_register_backup_agents_listener(
+        hass, listener=lambda: calls.append(None)
+    )
+    hass.config_entries.async_update_entry(backup_entry, title="Garage NAS")
+    await hass.async_block_till_done()
+    remove()
+
+    assert calls, "the backup manager's listeners were not told"
+    ws = await hass_ws_client(hass)
+    agents = await ws_call(ws, {"type": "backup/agents/info"})
+    assert {"agent_id": agent_id_of(backup_entry), "name": "Garage NAS"} in agents["agents"]
+    assert agent_of(hass, backup_entry).name == "Garage NAS"
+
+
 async def test_pre_and_post_backup(backup_entry: MockConfigEntry, hass: HomeAssistant) -> None:
     """pre-backup wakes the drive and keeps it awake; post-backup lets go."""
     await backup_platform.async_pre_backup(hass)

@@ -73,7 +73,7 @@ async def test_discovery_creates_entry(backup_target: BackupTarget, hass: HomeAs
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "Backup Drive"
+    assert result["title"] == "/backups on Backup Drive"
     entry = result["result"]
     assert entry.unique_id == DISCOVERY_UUID
     assert entry.data[CONF_HOST_KEY] == backup_target.host_key
@@ -219,6 +219,24 @@ async def test_user_with_password(backup_target: BackupTarget, hass: HomeAssista
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_HOST_KEY] == backup_target.host_key
     assert result["result"].state is ConfigEntryState.LOADED
+    assert result["title"] == f"/backups on 127.0.0.1:{backup_target.sftp_port}"
+
+
+async def test_two_folders_of_one_server_have_different_titles(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """Each entry's title names its folder, so two locations on one server differ."""
+    (backup_target.storage / "backups" / "second").mkdir()
+    titles = []
+    for path in ("/backups", "/backups/second"):
+        result = await user_flow_to_host_key(hass, user_input(backup_target, path=path))
+        result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
+        titles.append(result["title"])
+    await hass.async_block_till_done()
+    assert titles == [
+        f"/backups on 127.0.0.1:{backup_target.sftp_port}",
+        f"/backups/second on 127.0.0.1:{backup_target.sftp_port}",
+    ]
 
 
 async def test_user_with_private_key(

@@ -69,7 +69,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) 
         for listener in hass.data.get(DATA_BACKUP_AGENT_LISTENERS, []):
             listener()
 
+    async def notify_on_update(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
+        # A renamed entry is a renamed backup location.
+        notify_backup_listeners()
+
     entry.async_on_unload(entry.async_on_state_change(notify_backup_listeners))
+    entry.async_on_unload(entry.add_update_listener(notify_on_update))
 
     async def close_on_stop(event: Event) -> None:
         await client.close()

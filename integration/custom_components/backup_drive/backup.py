@@ -113,8 +113,13 @@ class BackupDriveAgent(BackupAgent):
         self._hass = hass
         self._entry = entry
         self._client = entry.runtime_data.client
-        self.name = entry.title
         self.unique_id = entry.entry_id
+
+    # BackupAgent declares name as a plain attribute; read from the entry, it follows a rename.
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """Return the entry's title, so that renaming the entry renames the location."""
+        return self._entry.title
 
     @handle_backup_errors
     async def async_upload_backup(

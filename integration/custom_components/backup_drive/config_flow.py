@@ -96,6 +96,12 @@ def credentials_error(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def location_title(path: str, place: str, port: int = DEFAULT_PORT) -> str:
+    """Return a title that tells locations apart: the folder and where it is."""
+    where = place if port == DEFAULT_PORT else f"{place}:{port}"
+    return f"{path} on {where}"
+
+
 def same_folder(data: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     """Return whether two entries' data name the same folder on the same server.
 
@@ -174,7 +180,9 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             if (error := await async_check_drive(self._data)) is None:
-                return self.async_create_entry(title=self._addon_name, data=self._data)
+                return self.async_create_entry(
+                    title=location_title(self._data[CONF_PATH], self._addon_name), data=self._data
+                )
             errors["base"] = error
         return self.async_show_form(
             step_id="hassio_confirm",
@@ -226,7 +234,10 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                 data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, self._data),
                 errors={"base": error},
             )
-        return self.async_create_entry(title=self._data[CONF_HOST], data=self._data)
+        data = self._data
+        return self.async_create_entry(
+            title=location_title(data[CONF_PATH], data[CONF_HOST], data[CONF_PORT]), data=data
+        )
 
     def _host_key_placeholders(self) -> dict[str, str]:
         """Return the placeholders that describe the server and its key."""
