@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +25,7 @@ from .const import (
 )
 from .errors import BackupDriveError
 from .failures import async_clear_host_key_issue, async_handle_setup_failure
+from .keep_awake import DriveKeeper
 from .session import ServerSettings
 
 
@@ -34,7 +34,7 @@ class BackupDriveData:
     """What a loaded entry holds at runtime."""
 
     client: BackupDriveClient
-    keep_awake: asyncio.Task[None] | None = field(default=None, repr=False)
+    keep_awake: DriveKeeper | None = field(default=None, repr=False)
 
 
 type BackupDriveConfigEntry = ConfigEntry[BackupDriveData]
@@ -88,7 +88,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry)
     """Close the connection to the drive."""
     data = entry.runtime_data
     if data.keep_awake is not None:
-        data.keep_awake.cancel()
+        data.keep_awake.stop()
     await data.client.close()
     return True
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import posixpath
 from collections.abc import AsyncIterator, Callable
@@ -13,8 +12,6 @@ from homeassistant.components.backup import AgentBackup
 
 from .archive_name import check_backup_id, plain_file_name
 from .catalog import BackupCatalog
-from .const import LOGGER
-from .errors import BackupDriveError
 from .folder import probe_folder, read_disk_usage
 from .session import CONNECT_TIMEOUT, DriveSession, ServerSettings, normalize_path
 from .sidecar import StoredBackup, sidecar_name
@@ -58,15 +55,6 @@ class BackupDriveClient:
         await self._session.run_with_reconnect(
             "Waking the drive", lambda sftp: probe_folder(sftp, self.path, sync=True)
         )
-
-    async def keep_awake(self, interval: float) -> None:
-        """Wake the drive every `interval` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.wake()
-            except BackupDriveError as err:
-                LOGGER.warning("Could not keep the drive awake: %s", err)
 
     async def disk_usage(self) -> tuple[int, int] | None:
         """Return (free, total) bytes of the drive, when the server reports them."""
