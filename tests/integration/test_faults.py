@@ -222,6 +222,46 @@ async def test_host_key_mismatch_raises_repair_that_accepts_new_key(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_refused_host_key_is_logged_once_when_it_starts_and_once_when_it_ends(
+    backup_target: BackupTarget,
+    backup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An impostor answering for the drive is one ERROR line however often the page asks."""
+    agent = agent_of(hass, backup_entry)
+    await hass.async_add_executor_job(backup_target.stop)
+    work = backup_target.data_dir.parent
+    impostor = BackupTarget(
+        storage=work / "impostor",
+        data_dir=work / "impostor-data",
+        sftp_port=backup_target.sftp_port,
+    )
+    await hass.async_add_executor_job(impostor.start)
+    try:
+        ws = await hass_ws_client(hass)
+        for _page_load in range(3):
+            backup_entry.runtime_data.client.invalidate_cache()
+            info = await ws_call(ws, {"type": "backup/info"})
+            assert agent_id_of(backup_entry) in info["agent_errors"]
+        with pytest.raises(BackupAgentError):
+            await upload(agent, make_backup("0006ffff", 3), b"abc")
+    finally:
+        await hass.async_add_executor_job(impostor.stop)
+    issue_id = f"host_key_mismatch_{backup_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    refusals = [r for r in caplog.records if r.getMessage().startswith("Refusing to connect")]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals]
+
+    await hass.async_add_executor_job(backup_target.start)
+    backup_entry.runtime_data.client.invalidate_cache()
+    for _page_load in range(2):
+        await agent.async_list_backups()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert caplog.text.count("presents its trusted host key again") == 1
+
+
 @pytest.fixture
 def small_drive(tmp_path: Path) -> Iterator[Path]:
     """A 32 MiB ext4 filesystem on a loop device, playing a nearly full USB drive."""

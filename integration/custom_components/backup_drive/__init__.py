@@ -15,6 +15,7 @@ from homeassistant.const import (
     EVENT_HOMEASSISTANT_STOP,
 )
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 
 from .client import BackupDriveClient
 from .const import (
@@ -22,9 +23,10 @@ from .const import (
     CONF_PATH,
     CONF_PRIVATE_KEY,
     DATA_BACKUP_AGENT_LISTENERS,
+    DOMAIN,
 )
 from .errors import BackupDriveError
-from .failures import async_clear_host_key_issue, async_handle_setup_failure
+from .failures import async_clear_host_key_issue, async_handle_setup_failure, host_key_issue_id
 from .keep_awake import DriveKeeper
 from .session import ServerSettings
 
@@ -95,4 +97,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry)
 
 async def async_remove_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
     """Remove the entry's repair issue."""
-    async_clear_host_key_issue(hass, entry)
+    ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry))

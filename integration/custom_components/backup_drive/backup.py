@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from . import BackupDriveConfigEntry
 from .const import DATA_BACKUP_AGENT_LISTENERS, DOMAIN
 from .errors import BackupDriveError
-from .failures import async_handle_agent_failure
+from .failures import async_clear_host_key_issue, async_handle_agent_failure
 from .keep_awake import DriveKeeper
 
 
@@ -74,9 +74,12 @@ def handle_backup_errors[F: Callable[..., Coroutine[Any, Any, Any]]](func: F) ->
     @wraps(func)
     async def wrapper(self: BackupDriveAgent, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await func(self, *args, **kwargs)
+            result = await func(self, *args, **kwargs)
         except BackupDriveError as err:
             raise async_handle_agent_failure(self._hass, self._entry, err) from err
+        # The drive answered with its trusted key: a host key refusal, if any, has ended.
+        async_clear_host_key_issue(self._hass, self._entry)
+        return result
 
     return cast(F, wrapper)
 

@@ -82,7 +82,9 @@ def async_raise_host_key_issue(
     hass: HomeAssistant, entry: BackupDriveConfigEntry, err: HostKeyMismatch
 ) -> None:
     """Tell the user the server's host key changed and how to accept the new one."""
-    LOGGER.error("Refusing to connect to %s: %s", entry.title, err)
+    if ir.async_get(hass).async_get_issue(DOMAIN, host_key_issue_id(entry)) is None:
+        # Logged when the refusal starts, not on every call it fails (a page load lists backups).
+        LOGGER.error("Refusing to connect to %s: %s", entry.title, err)
     ir.async_create_issue(
         hass,
         DOMAIN,
@@ -104,4 +106,7 @@ def async_raise_host_key_issue(
 @callback
 def async_clear_host_key_issue(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
     """Remove the repair issue once the drive answers with the trusted key again."""
+    if ir.async_get(hass).async_get_issue(DOMAIN, host_key_issue_id(entry)) is None:
+        return
+    LOGGER.info("%s presents its trusted host key again", entry.title)
     ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry))
