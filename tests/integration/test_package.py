@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
+from PIL import Image
 
 import custom_components.backup_drive as package
 from custom_components.backup_drive.errors import ERROR_MEANINGS
@@ -92,3 +94,35 @@ def test_agent_errors_carry_no_english_message() -> None:
             r"(?:BackupAgentError|BackupNotFound|agent_error)\(\s*f?[\"']", module.read_text()
         )
         assert built == [], module.name
+
+
+BRAND_IMAGES = ("icon", "logo", "dark_logo")
+
+
+def open_brand_image(name: str) -> Image.Image:
+    """Open one of brand/'s images, checking it is a PNG with an alpha channel."""
+    image = Image.open(PACKAGE_DIR / "brand" / name)
+    assert image.format == "PNG", name
+    assert image.mode == "RGBA", name
+    return image
+
+
+@pytest.mark.parametrize("stem", BRAND_IMAGES)
+def test_brand_images_follow_the_brands_rules(stem: str) -> None:
+    """Home Assistant 2026.3+ shows brand/ images: sizes, PNG, transparent and trimmed."""
+    single, double = open_brand_image(f"{stem}.png"), open_brand_image(f"{stem}@2x.png")
+    for image, low, high in ((single, 128, 256), (double, 256, 512)):
+        if stem == "icon":
+            assert image.size == (high, high)
+        else:
+            assert low <= min(image.size) <= high, image.size
+        assert image.getchannel("A").getpixel((0, 0)) == 0, "the background must be transparent"
+        left, top, right, bottom = image.getbbox() or (0, 0, 0, 0)
+        # Trimmed: the drawing reaches the edges (an icon stays square, so one axis has room).
+        assert (left, right) == (0, image.width) or (top, bottom) == (0, image.height)
+        if stem != "icon":
+            assert (left, top, right, bottom) == (0, 0, *image.size)
+    assert abs(double.width - 2 * single.width) <= 4
+    assert abs(double.height - 2 * single.height) <= 4
+    if stem.startswith("dark_"):
+        assert single.size == open_brand_image(stem.removeprefix("dark_") + ".png").size
