@@ -32,6 +32,7 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import CONF_HOST_KEY, DOMAIN
+from custom_components.backup_drive.failures import ISSUES_TAKE_CONFIG_ENTRY
 from custom_components.backup_drive.session import fingerprint
 from tests.backup_target import BackupTarget
 from tests.integration.entries import (
@@ -205,6 +206,9 @@ async def test_host_key_mismatch_raises_repair_that_accepts_new_key(
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["offered"] == fingerprint(backup_target.host_key)
     assert issue.translation_placeholders["expected"] == fingerprint(entry.data[CONF_HOST_KEY])
+    # Feature detection: releases whose issues know their config entry get told which one.
+    linked = getattr(issue, "config_entry_id", None)
+    assert linked == (entry.entry_id if ISSUES_TAKE_CONFIG_ENTRY else None)
 
     client = await hass_client()
     response = await client.post(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.backup import BackupAgentError
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -22,6 +23,17 @@ from .errors import (
 
 if TYPE_CHECKING:
     from . import BackupDriveConfigEntry
+
+# Newer Home Assistant releases tie an issue to its config entry (shown with it, removed with it)
+# when async_create_issue is given config_entry_id; 2025.4 does not know the argument.
+ISSUES_TAKE_CONFIG_ENTRY: Final = (
+    "config_entry_id" in inspect.signature(ir.async_create_issue).parameters
+)
+
+
+def issue_entry_link(entry: BackupDriveConfigEntry) -> dict[str, Any]:
+    """Return the arguments that tie an issue to `entry`, where Home Assistant supports it."""
+    return {"config_entry_id": entry.entry_id} if ISSUES_TAKE_CONFIG_ENTRY else {}
 
 
 def failure_placeholders(entry: BackupDriveConfigEntry, err: BackupDriveError) -> dict[str, str]:
@@ -100,6 +112,7 @@ def async_raise_host_key_issue(
             "offered": err.offered_fingerprint or "unknown",
         },
         data={"entry_id": entry.entry_id, "host_key": err.offered_key or ""},
+        **issue_entry_link(entry),
     )
 
 
