@@ -292,6 +292,8 @@ async def test_user_form_errors_recover(
     [
         ({CONF_PASSWORD: "wrong-password"}, "invalid_auth"),
         ({CONF_PATH: "/no-such-folder"}, "folder_missing"),
+        # What no form field can fix is "unknown", and the log names it (File name too long).
+        ({CONF_PATH: "/" + "a" * 5000}, "unknown"),
         ({CONF_USERNAME: "reader", CONF_PASSWORD: "reader-secret-password"}, "permission_denied"),
     ],
 )
@@ -449,6 +451,35 @@ async def test_reconfigure_folder(backup_target: BackupTarget, hass: HomeAssista
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_PATH] == "/backups/elsewhere"
     assert state_of(entry) is ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "error"),
+    [
+        ({CONF_HOST: "127.0.0.1", CONF_PATH: "backups"}, CONF_PATH, "path_not_absolute"),
+        ({CONF_HOST: "127.0.0.1", CONF_PORT: 1, CONF_PATH: "/backups"}, "base", "cannot_connect"),
+    ],
+)
+async def test_reconfigure_errors_recover(
+    backup_target: BackupTarget,
+    hass: HomeAssistant,
+    form: dict[str, Any],
+    field: str,
+    error: str,
+) -> None:
+    """A relative folder or an unreachable port re-shows the form; fixed input goes on."""
+    entry = await set_up_entry(hass, entry_data(backup_target), expect=ConfigEntryState.LOADED)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PORT: backup_target.sftp_port, **form}
+    )
+    assert result["errors"] == {field: error}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: backup_target.sftp_port, CONF_PATH: "/backups"},
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
 
 
 async def test_reconfigure_new_server_asks_for_key(

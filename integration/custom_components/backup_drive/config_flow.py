@@ -76,9 +76,6 @@ async def async_check_drive(data: Mapping[str, Any]) -> str | None:
             return key
         LOGGER.warning("Checking %s failed: %s", data[CONF_HOST], err)
         return "unknown"
-    except Exception:
-        LOGGER.exception("Unexpected error while checking %s", data[CONF_HOST])
-        return "unknown"
     finally:
         await client.close()
     return None
