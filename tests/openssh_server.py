@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from tests.backup_target import free_port, wait_for_port
+from tests.backup_target import free_port, retry_on_port_clash, wait_for_port
 from tests.ssh_keys import generate_key_pair
 
 PRIVSEP_DIR = Path("/run/sshd")
@@ -69,14 +69,15 @@ class OpenSshServer:
         if not host_key.exists():
             generate_key_pair(host_key, ssh_keygen=self.ssh_keygen, comment="openssh-server")
         (self.work / "authorized_keys").write_text("".join(f"{k}\n" for k in self.authorized_keys))
-        for _attempt in range(3):
-            try:
-                return self._start_once(timeout)
-            except RuntimeError:
-                if "Address already in use" not in self.log:
-                    raise
-                self.port = free_port()
-        return self._start_once(timeout)
+
+        def pick_new_port() -> None:
+            self.port = free_port()
+
+        return retry_on_port_clash(
+            lambda: self._start_once(timeout),
+            clashed=lambda: "Address already in use" in self.log,
+            pick_new_ports=pick_new_port,
+        )
 
     def _start_once(self, timeout: float) -> Self:
         """Start sshd on the current port."""

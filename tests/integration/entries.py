@@ -102,3 +102,14 @@ async def stop_target(hass: HomeAssistant, target: BackupTarget | OpenSshServer)
         if entry.state is ConfigEntryState.LOADED:
             await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_add_executor_job(target.stop)
+
+
+async def start_impostor(hass: HomeAssistant, target: BackupTarget) -> BackupTarget:
+    """Stop `target` and start another server, with a host key of its own, on its port."""
+    await hass.async_add_executor_job(target.stop)
+    work = target.data_dir.parent
+    impostor = BackupTarget(
+        storage=work / "impostor", data_dir=work / "impostor-data", sftp_port=target.sftp_port
+    )
+    await hass.async_add_executor_job(impostor.start)
+    return impostor

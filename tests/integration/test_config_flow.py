@@ -29,6 +29,7 @@ from tests.integration.entries import (
     entry_data,
     other_host_key,
     set_up_entry,
+    start_impostor,
     state_of,
     stop_target,
 )
@@ -314,19 +315,13 @@ async def test_user_login_errors_recover(
 
 
 async def test_user_host_key_changes_before_accept(
-    backup_target: BackupTarget, hass: HomeAssistant, tmp_path: Path
+    backup_target: BackupTarget, hass: HomeAssistant
 ) -> None:
     """If another server answers after the user saw the fingerprint, nothing is sent to it."""
     result = await user_flow_to_host_key(hass, user_input(backup_target))
     assert result["step_id"] == "host_key"
 
-    await hass.async_add_executor_job(backup_target.stop)
-    impostor = BackupTarget(
-        storage=tmp_path / "impostor",
-        data_dir=tmp_path / "impostor-data",
-        sftp_port=backup_target.sftp_port,
-    )
-    await hass.async_add_executor_job(impostor.start)
+    impostor = await start_impostor(hass, backup_target)
     try:
         assert impostor.host_key != backup_target.host_key
         result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))

@@ -41,6 +41,7 @@ from tests.integration.entries import (
     entry_data,
     other_host_key,
     set_up_entry,
+    start_impostor,
     state_of,
     stop_target,
 )
@@ -235,14 +236,7 @@ async def test_refused_host_key_is_logged_once_when_it_starts_and_once_when_it_e
 ) -> None:
     """An impostor answering for the drive is one ERROR line however often the page asks."""
     agent = agent_of(hass, backup_entry)
-    await hass.async_add_executor_job(backup_target.stop)
-    work = backup_target.data_dir.parent
-    impostor = BackupTarget(
-        storage=work / "impostor",
-        data_dir=work / "impostor-data",
-        sftp_port=backup_target.sftp_port,
-    )
-    await hass.async_add_executor_job(impostor.start)
+    impostor = await start_impostor(hass, backup_target)
     try:
         ws = await hass_ws_client(hass)
         for _page_load in range(3):
