@@ -38,7 +38,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.backup_drive import backup as backup_platform
 from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import DOMAIN
-from custom_components.backup_drive.keep_awake import KEEP_AWAKE_CEILING
+from custom_components.backup_drive.keep_awake import KEEP_AWAKE_CEILING, DriveKeeper
 from tests.backup_target import BackupTarget
 
 # How long a test waits for Home Assistant to finish a backup in the background. Generous on
@@ -348,6 +348,19 @@ async def test_drive_kept_awake_until_its_upload_starts(
     data = os.urandom(1024)
     await upload(agent_of(hass, backup_entry), make_backup("a3a4e001", len(data)), data)
     assert not keeper.active
+
+
+async def test_a_wake_stopped_midway_leaves_no_probe_file(
+    backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """An upload starting while the drive is being woken finds no probe file left in the folder."""
+    keeper = DriveKeeper(hass, backup_entry)
+    # Stopped at staggered moments, so that some stops land inside a wake's write and remove.
+    for attempt in range(40):
+        keeper.start()
+        await asyncio.sleep(attempt * 0.0005)
+        await keeper.async_stop()
+    assert visible_files(backup_target) == []
 
 
 async def test_keeping_awake_ends_at_the_ceiling(

@@ -114,7 +114,7 @@ class BackupDriveAgent(BackupAgent):
         """Stream a backup to the drive."""
         # The upload keeps the drive busy from here on.
         if (keeper := self._entry.runtime_data.keep_awake) is not None:
-            keeper.stop()
+            await keeper.async_stop()
         # Home Assistant 2026.4 and newer pass on_progress; older releases do not.
         on_progress: Callable[..., None] | None = kwargs.get("on_progress")
 

@@ -35,6 +35,7 @@ class DriveKeeper:
         self._hass = hass
         self._entry = entry
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Task[None] | None = None
         self._cancel_ceiling: CALLBACK_TYPE | None = None
         self._failing = False
 
@@ -62,6 +63,13 @@ class DriveKeeper:
             self._task.cancel()
             self._task = None
 
+    async def async_stop(self) -> None:
+        """Stop keeping the drive awake, and wait until a wake in progress has finished."""
+        running = [task for task in (self._task, self._wake) if task is not None]
+        self.stop()
+        if running:
+            await asyncio.wait(running)
+
     @callback
     def _at_ceiling(self, _now: datetime) -> None:
         """Give up: this backup's upload to the drive never started."""
@@ -72,9 +80,13 @@ class DriveKeeper:
         """Wake the drive until cancelled, logging once when it stops answering and once after."""
         client = self._entry.runtime_data.client
         while True:
+            # Stopping never cuts a wake short: its probe file would stay in the folder.
+            self._wake = self._entry.async_create_background_task(
+                self._hass, client.wake(), f"{DOMAIN} wake {self._entry.title}"
+            )
             try:
                 async with asyncio.timeout(WAKE_TIMEOUT):
-                    await client.wake()
+                    await asyncio.shield(self._wake)
             except (BackupDriveError, TimeoutError) as err:
                 if not self._failing:
                     self._failing = True
