@@ -46,6 +46,7 @@ from bench.process_stats import (  # noqa: E402
     write_random_file,
 )
 from tests.backup_target import BackupTarget, free_port, user_option, wait_for_port  # noqa: E402
+from tests.openssh_server import OpenSshServer  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402
 
 MIB = 1024 * 1024
@@ -129,62 +130,27 @@ def generate_ssh_key(tools: Tools, path: Path) -> str:
     return generate_key_pair(path, ssh_keygen=tools.ssh_keygen, comment="server-bench")
 
 
-def ensure_privsep_dir() -> None:
-    """Create /run/sshd, which sshd insists on; it stays (a standard system directory)."""
-    privsep = Path("/run/sshd")
-    if not privsep.is_dir():
-        privsep.mkdir(mode=0o755, parents=True)
-
-
 def start_sshd(
     tools: Tools, work: Path, client_public_key: str, stack: contextlib.ExitStack
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """Start OpenSSH's sshd on a free loopback port; return it, its port and its log file."""
+    """Start OpenSSH's sshd on a free loopback port; return it, its port and its known_hosts."""
     if os.geteuid() != 0:
         raise SystemExit("the OpenSSH reference needs root (sshd logs in as the user running it)")
-    ensure_privsep_dir()
-    sshd_dir = work / "sshd"
-    sshd_dir.mkdir()
-    host_key = sshd_dir / "host_ed25519_key"
-    generate_ssh_key(tools, host_key)
-    authorized = sshd_dir / "authorized_keys"
-    authorized.write_text(client_public_key + "\n")
-    port = free_port()
-    config = sshd_dir / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                "ListenAddress 127.0.0.1",
-                f"Port {port}",
-                f"HostKey {host_key}",
-                f"AuthorizedKeysFile {authorized}",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                "PidFile none",
-                "PrintMotd no",
-                "Subsystem sftp internal-sftp",
-                "",
-            ]
-        )
+    server = OpenSshServer(
+        work=work / "sshd",
+        sshd=tools.sshd,
+        ssh_keygen=tools.ssh_keygen,
+        authorized_keys=[client_public_key],
     )
-    log_path = sshd_dir / "sshd.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [tools.sshd, "-D", "-e", "-f", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    stack.callback(stop_process, process)
-    wait_or_explain(process, port, log_path, "sshd")
-    known_hosts = sshd_dir / "known_hosts"
-    public = host_key.with_suffix(".pub").read_text().split()
-    known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
-    return process, port, known_hosts
+    stack.callback(server.stop)
+    try:
+        server.start()
+    except RuntimeError as err:
+        raise SystemExit(f"sshd did not start: {err}") from None
+    assert server.process is not None
+    known_hosts = server.work / "known_hosts"
+    known_hosts.write_text(server.known_hosts_line() + "\n")
+    return server.process, server.port, known_hosts
 
 
 def start_rclone(

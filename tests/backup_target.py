@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -36,6 +37,24 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def retry_on_port_clash[T](
+    start_once: Callable[[], T],
+    *,
+    clashed: Callable[[], bool],
+    pick_new_ports: Callable[[], None],
+    attempts: int = 3,
+) -> T:
+    """Start a server; when a port picked free was taken before it bound it, try new ports."""
+    for _attempt in range(attempts):
+        try:
+            return start_once()
+        except RuntimeError:
+            if not clashed():
+                raise
+            pick_new_ports()
+    return start_once()
 
 
 def user_option(
@@ -71,16 +90,17 @@ class BackupTarget:
         Ports are picked free but can be taken by another process before the server binds
         them; then it is started again on new ports.
         """
-        for _attempt in range(3):
-            try:
-                return self._start_once(timeout)
-            except RuntimeError:
-                if "address already in use" not in self.log:
-                    raise
-                self.sftp_port, self.webdav_port = free_port(), free_port()
-                if self.ui_port is not None:
-                    self.ui_port = free_port()
-        return self._start_once(timeout)
+
+        def pick_new_ports() -> None:
+            self.sftp_port, self.webdav_port = free_port(), free_port()
+            if self.ui_port is not None:
+                self.ui_port = free_port()
+
+        return retry_on_port_clash(
+            lambda: self._start_once(timeout),
+            clashed=lambda: "address already in use" in self.log,
+            pick_new_ports=pick_new_ports,
+        )
 
     def _start_once(self, timeout: float) -> Self:
         self.storage.mkdir(parents=True, exist_ok=True)

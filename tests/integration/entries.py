@@ -13,6 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.backup_drive.const import CONF_ADDON_SLUG, CONF_HOST_KEY, CONF_PATH, DOMAIN
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option
+from tests.openssh_server import OpenSshServer
 
 ADDON_SLUG = "a0d7b954_backup_drive"
 DISCOVERY_UUID = "8b5e3c1c7b0e4a8c9d2f4e6a1b3c5d7e"
@@ -95,9 +96,20 @@ async def set_up_entry(
     return entry
 
 
-async def stop_target(hass: HomeAssistant, target: BackupTarget) -> None:
+async def stop_target(hass: HomeAssistant, target: BackupTarget | OpenSshServer) -> None:
     """Unload our entries (ending their SSH sessions), then stop the server."""
     for entry in hass.config_entries.async_entries(DOMAIN):
         if entry.state is ConfigEntryState.LOADED:
             await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_add_executor_job(target.stop)
+
+
+async def start_impostor(hass: HomeAssistant, target: BackupTarget) -> BackupTarget:
+    """Stop `target` and start another server, with a host key of its own, on its port."""
+    await hass.async_add_executor_job(target.stop)
+    work = target.data_dir.parent
+    impostor = BackupTarget(
+        storage=work / "impostor", data_dir=work / "impostor-data", sftp_port=target.sftp_port
+    )
+    await hass.async_add_executor_job(impostor.start)
+    return impostor

@@ -7,7 +7,9 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,11 @@ from homeassistant.components.backup import (
 )
 from homeassistant.components.backup.const import DATA_MANAGER
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -33,6 +39,7 @@ from custom_components.backup_drive import backup as backup_platform
 from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import DOMAIN
 from custom_components.backup_drive.health_record import HEALTH_FILE_NAME
+from custom_components.backup_drive.keep_awake import KEEP_AWAKE_CEILING, DriveKeeper
 from tests.backup_target import BackupTarget
 
 # How long a test waits for Home Assistant to finish a backup in the background. Generous on
@@ -307,29 +314,94 @@ async def test_upload_shorter_than_announced_keeps_nothing(
     assert visible_files(backup_target) == []
 
 
-async def test_pre_and_post_backup(backup_entry: MockConfigEntry, hass: HomeAssistant) -> None:
-    """pre-backup wakes the drive and keeps it awake; post-backup lets go."""
+async def test_renaming_the_entry_renames_the_location(
+    backup_entry: MockConfigEntry, hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+) -> None:
+    """A new title reaches the backup settings page, and the manager is told to reload agents."""
+    calls: list[None] = []
+    remove = backup_platform.async_register_backup_agents_listener(
+        hass, listener=lambda: calls.append(None)
+    )
+    hass.config_entries.async_update_entry(backup_entry, title="Garage NAS")
+    await hass.async_block_till_done()
+    remove()
+
+    assert calls, "the backup manager's listeners were not told"
+    ws = await hass_ws_client(hass)
+    agents = await ws_call(ws, {"type": "backup/agents/info"})
+    assert {"agent_id": agent_id_of(backup_entry), "name": "Garage NAS"} in agents["agents"]
+    assert agent_of(hass, backup_entry).name == "Garage NAS"
+
+
+async def test_drive_kept_awake_until_its_upload_starts(
+    backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """pre-backup wakes the drive; it stays awake after post-backup, until the upload starts."""
+    client = backup_entry.runtime_data.client
+    await client.close()
     await backup_platform.async_pre_backup(hass)
-    task = backup_entry.runtime_data.keep_awake
-    assert task is not None
-    assert not task.done()
     await backup_platform.async_post_backup(hass)
-    assert backup_entry.runtime_data.keep_awake is None
-    await asyncio.sleep(0)
-    assert task.cancelled()
+    keeper = backup_entry.runtime_data.keep_awake
+    assert keeper is not None
+    assert keeper.active
+    async with asyncio.timeout(SETTLE_SECONDS):
+        while not client.connected:  # the first wake reconnects
+            await asyncio.sleep(0.05)
+
+    data = os.urandom(1024)
+    await upload(agent_of(hass, backup_entry), make_backup("a3a4e001", len(data)), data)
+    assert not keeper.active
 
 
-async def test_pre_backup_never_blocks_a_backup(
+async def test_a_wake_stopped_midway_leaves_no_probe_file(
+    backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """An upload starting while the drive is being woken finds no probe file left in the folder."""
+    keeper = DriveKeeper(hass, backup_entry)
+    # Stopped at staggered moments, so that some stops land inside a wake's write and remove.
+    for attempt in range(40):
+        keeper.start()
+        await asyncio.sleep(attempt * 0.0005)
+        await keeper.async_stop()
+    assert visible_files(backup_target) == []
+
+
+async def test_keeping_awake_ends_at_the_ceiling(
+    backup_entry: MockConfigEntry, hass: HomeAssistant
+) -> None:
+    """A backup that never uploads to the drive (another location's) lets it rest after all."""
+    await backup_platform.async_pre_backup(hass)
+    await backup_platform.async_post_backup(hass)
+    keeper = backup_entry.runtime_data.keep_awake
+    assert keeper is not None
+    assert keeper.active
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=KEEP_AWAKE_CEILING + 1))
+    await hass.async_block_till_done()
+    assert not keeper.active
+
+
+async def test_pre_backup_never_waits_for_a_hanging_drive(
     backup_target: BackupTarget,
     backup_entry: MockConfigEntry,
     hass: HomeAssistant,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With the drive away, pre-backup logs a warning instead of failing every location."""
+    """A drive that accepts connections but never answers does not hold up the backup."""
     await hass.async_add_executor_job(backup_target.stop)
-    await backup_platform.async_pre_backup(hass)
-    assert "did not wake up before the backup" in caplog.text
-    await backup_platform.async_post_backup(hass)
+    with socket.socket() as hanging:
+        # Connections queue in the backlog and then wait for an SSH banner that never comes.
+        hanging.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hanging.bind(("127.0.0.1", backup_target.sftp_port))
+        hanging.listen()
+        await backup_platform.async_pre_backup(hass)
+        assert "did not wake up" not in caplog.text, "pre-backup waited for the drive"
+        async with asyncio.timeout(SETTLE_SECONDS):
+            while "did not wake up" not in caplog.text:
+                await asyncio.sleep(0.1)
+    assert caplog.text.count("did not wake up") == 1
+    keeper = backup_entry.runtime_data.keep_awake
+    assert keeper is not None
+    keeper.stop()
 
 
 async def test_one_connection_serves_every_call(

@@ -16,6 +16,7 @@ from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNA
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.backup_drive.const import CONF_HOST_KEY, CONF_PATH, CONF_PRIVATE_KEY, DOMAIN
 from custom_components.backup_drive.session import fingerprint
@@ -28,6 +29,7 @@ from tests.integration.entries import (
     entry_data,
     other_host_key,
     set_up_entry,
+    start_impostor,
     state_of,
     stop_target,
 )
@@ -72,7 +74,7 @@ async def test_discovery_creates_entry(backup_target: BackupTarget, hass: HomeAs
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "Backup Drive"
+    assert result["title"] == "/backups on Backup Drive"
     entry = result["result"]
     assert entry.unique_id == DISCOVERY_UUID
     assert entry.data[CONF_HOST_KEY] == backup_target.host_key
@@ -218,6 +220,24 @@ async def test_user_with_password(backup_target: BackupTarget, hass: HomeAssista
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_HOST_KEY] == backup_target.host_key
     assert result["result"].state is ConfigEntryState.LOADED
+    assert result["title"] == f"/backups on 127.0.0.1:{backup_target.sftp_port}"
+
+
+async def test_two_folders_of_one_server_have_different_titles(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """Each entry's title names its folder, so two locations on one server differ."""
+    (backup_target.storage / "backups" / "second").mkdir()
+    titles = []
+    for path in ("/backups", "/backups/second"):
+        result = await user_flow_to_host_key(hass, user_input(backup_target, path=path))
+        result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
+        titles.append(result["title"])
+    await hass.async_block_till_done()
+    assert titles == [
+        f"/backups on 127.0.0.1:{backup_target.sftp_port}",
+        f"/backups/second on 127.0.0.1:{backup_target.sftp_port}",
+    ]
 
 
 async def test_user_with_private_key(
@@ -273,6 +293,8 @@ async def test_user_form_errors_recover(
     [
         ({CONF_PASSWORD: "wrong-password"}, "invalid_auth"),
         ({CONF_PATH: "/no-such-folder"}, "folder_missing"),
+        # What no form field can fix is "unknown", and the log names it (File name too long).
+        ({CONF_PATH: "/" + "a" * 5000}, "unknown"),
         ({CONF_USERNAME: "reader", CONF_PASSWORD: "reader-secret-password"}, "permission_denied"),
     ],
 )
@@ -293,19 +315,13 @@ async def test_user_login_errors_recover(
 
 
 async def test_user_host_key_changes_before_accept(
-    backup_target: BackupTarget, hass: HomeAssistant, tmp_path: Path
+    backup_target: BackupTarget, hass: HomeAssistant
 ) -> None:
     """If another server answers after the user saw the fingerprint, nothing is sent to it."""
     result = await user_flow_to_host_key(hass, user_input(backup_target))
     assert result["step_id"] == "host_key"
 
-    await hass.async_add_executor_job(backup_target.stop)
-    impostor = BackupTarget(
-        storage=tmp_path / "impostor",
-        data_dir=tmp_path / "impostor-data",
-        sftp_port=backup_target.sftp_port,
-    )
-    await hass.async_add_executor_job(impostor.start)
+    impostor = await start_impostor(hass, backup_target)
     try:
         assert impostor.host_key != backup_target.host_key
         result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
@@ -330,6 +346,59 @@ async def test_user_already_configured(backup_target: BackupTarget, hass: HomeAs
     result = await user_flow_to_host_key(hass, user_input(backup_target))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+def add_entry(hass: HomeAssistant, data: dict[str, Any], unique_id: str) -> MockConfigEntry:
+    """Add an entry without setting it up: flows only compare what entries hold."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=unique_id, data=data)
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_discovered_drive_cannot_be_added_again_by_hand(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """The add-on's folder, known by its hostname, is the same folder under an IP address."""
+    add_entry(hass, entry_data(backup_target, host="a0d7b954-backup-drive"), DISCOVERY_UUID)
+    result = await user_flow_to_host_key(hass, user_input(backup_target, path="/backups/"))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+    # Another folder of the same server is another location.
+    (backup_target.storage / "backups" / "other").mkdir()
+    result = await user_flow_to_host_key(hass, user_input(backup_target, path="/backups/other"))
+    assert result["step_id"] == "host_key"
+
+
+async def test_drive_added_by_hand_is_not_discovered_again(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """Discovery of a server and folder an entry made by hand already uses aborts."""
+    add_entry(hass, entry_data(backup_target), f"127.0.0.1:{backup_target.sftp_port}/backups")
+    config = discovery_config(backup_target, host="a0d7b954-backup-drive", port=2222)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=discovery(config)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+async def test_reconfigure_onto_another_entrys_folder_aborts(
+    backup_target: BackupTarget, hass: HomeAssistant
+) -> None:
+    """Reconfigure cannot point an entry at the folder another entry stores backups in."""
+    (backup_target.storage / "backups" / "second").mkdir()
+    add_entry(hass, entry_data(backup_target, host="a0d7b954-backup-drive"), DISCOVERY_UUID)
+    entry = add_entry(hass, entry_data(backup_target, path="/backups/second"), "second")
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: backup_target.sftp_port, CONF_PATH: "/backups"},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_PATH] == "/backups/second"
 
 
 async def test_reauth(backup_target: BackupTarget, hass: HomeAssistant) -> None:
@@ -377,6 +446,35 @@ async def test_reconfigure_folder(backup_target: BackupTarget, hass: HomeAssista
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_PATH] == "/backups/elsewhere"
     assert state_of(entry) is ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "error"),
+    [
+        ({CONF_HOST: "127.0.0.1", CONF_PATH: "backups"}, CONF_PATH, "path_not_absolute"),
+        ({CONF_HOST: "127.0.0.1", CONF_PORT: 1, CONF_PATH: "/backups"}, "base", "cannot_connect"),
+    ],
+)
+async def test_reconfigure_errors_recover(
+    backup_target: BackupTarget,
+    hass: HomeAssistant,
+    form: dict[str, Any],
+    field: str,
+    error: str,
+) -> None:
+    """A relative folder or an unreachable port re-shows the form; fixed input goes on."""
+    entry = await set_up_entry(hass, entry_data(backup_target), expect=ConfigEntryState.LOADED)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PORT: backup_target.sftp_port, **form}
+    )
+    assert result["errors"] == {field: error}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: backup_target.sftp_port, CONF_PATH: "/backups"},
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
 
 
 async def test_reconfigure_new_server_asks_for_key(

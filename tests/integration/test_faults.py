@@ -14,7 +14,6 @@ from homeassistant.components.backup import (
     BackupNotFound,
     suggested_filename,
 )
-from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
@@ -32,6 +31,7 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import CONF_HOST_KEY, DOMAIN
+from custom_components.backup_drive.failures import ISSUES_TAKE_CONFIG_ENTRY
 from custom_components.backup_drive.session import fingerprint
 from tests.backup_target import BackupTarget
 from tests.integration.entries import (
@@ -40,6 +40,7 @@ from tests.integration.entries import (
     entry_data,
     other_host_key,
     set_up_entry,
+    start_impostor,
     state_of,
     stop_target,
 )
@@ -80,8 +81,12 @@ async def test_server_stops_mid_upload(
     async def open_stream() -> AsyncIterator[bytes]:
         return stream_then_stop_server()
 
-    with pytest.raises(BackupAgentUnreachableError) as caught:
+    with pytest.raises(BackupAgentError) as caught:
         await agent.async_upload_backup(open_stream=open_stream, backup=doomed)
+    # Home Assistant 2026.4+ shows the translation; older releases show str(), rendered from it.
+    assert caught.value.translation_domain == DOMAIN
+    assert caught.value.translation_key == "cannot_connect"
+    assert str(caught.value).startswith("Backup Drive is unreachable: ")
     assert "connection to the drive was lost" in str(caught.value)
     assert visible_files(backup_target) == before
     assert not (backups_dir(backup_target) / suggested_filename(doomed)).exists()
@@ -201,6 +206,9 @@ async def test_host_key_mismatch_raises_repair_that_accepts_new_key(
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["offered"] == fingerprint(backup_target.host_key)
     assert issue.translation_placeholders["expected"] == fingerprint(entry.data[CONF_HOST_KEY])
+    # Feature detection: releases whose issues know their config entry get told which one.
+    linked = getattr(issue, "config_entry_id", None)
+    assert linked == (entry.entry_id if ISSUES_TAKE_CONFIG_ENTRY else None)
 
     client = await hass_client()
     response = await client.post(
@@ -216,6 +224,39 @@ async def test_host_key_mismatch_raises_repair_that_accepts_new_key(
     assert entry.data[CONF_HOST_KEY] == backup_target.host_key
     assert state_of(entry) is ConfigEntryState.LOADED
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_refused_host_key_is_logged_once_when_it_starts_and_once_when_it_ends(
+    backup_target: BackupTarget,
+    backup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An impostor answering for the drive is one ERROR line however often the page asks."""
+    agent = agent_of(hass, backup_entry)
+    impostor = await start_impostor(hass, backup_target)
+    try:
+        ws = await hass_ws_client(hass)
+        for _page_load in range(3):
+            backup_entry.runtime_data.client.invalidate_cache()
+            info = await ws_call(ws, {"type": "backup/info"})
+            assert agent_id_of(backup_entry) in info["agent_errors"]
+        with pytest.raises(BackupAgentError):
+            await upload(agent, make_backup("0006ffff", 3), b"abc")
+    finally:
+        await hass.async_add_executor_job(impostor.stop)
+    issue_id = f"host_key_mismatch_{backup_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    refusals = [r for r in caplog.records if r.getMessage().startswith("Refusing to connect")]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals]
+
+    await hass.async_add_executor_job(backup_target.start)
+    backup_entry.runtime_data.client.invalidate_cache()
+    for _page_load in range(2):
+        await agent.async_list_backups()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert caplog.text.count("presents its trusted host key again") == 1
 
 
 async def test_full_drive(

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.backup import BackupAgentError
-from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
@@ -240,8 +239,9 @@ async def test_drive_away_raises_unreachable_only_after_grace_and_a_due_backup(
     assert state_of_key(hass, backup_entry, "sensor", "free_space").state == "unavailable"
 
     # With time frozen the backup manager's own waits never end: upload through the agent.
-    with pytest.raises(BackupAgentUnreachableError):
+    with pytest.raises(BackupAgentError) as unreachable:
         await upload(agent_of(hass, backup_entry), make_backup("a3a70001", 10), b"0123456789")
+    assert unreachable.value.translation_key == "cannot_connect"
     await refresh(hass, backup_entry)
     assert issue(hass, unreachable_id) is None, "a short blip raises nothing"
 

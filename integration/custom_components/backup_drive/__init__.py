@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +17,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 
 from .client import BackupDriveClient
 from .const import (
@@ -30,8 +30,9 @@ from .const import (
 )
 from .coordinator import BackupDriveCoordinator
 from .errors import BackupDriveError, CannotConnect
-from .failures import async_clear_host_key_issue, async_handle_setup_failure
+from .failures import async_clear_host_key_issue, async_handle_setup_failure, host_key_issue_id
 from .health_repairs import async_clear_health_issues
+from .keep_awake import DriveKeeper
 from .session import ServerSettings
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR]
@@ -43,7 +44,7 @@ class BackupDriveData:
 
     client: BackupDriveClient
     coordinator: BackupDriveCoordinator
-    keep_awake: asyncio.Task[None] | None = field(default=None, repr=False)
+    keep_awake: DriveKeeper | None = field(default=None, repr=False)
 
 
 type BackupDriveConfigEntry = ConfigEntry[BackupDriveData]
@@ -84,18 +85,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) 
     await coordinator.async_config_entry_first_refresh()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
-    async def apply_options(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
-        # New thresholds take effect at once, not at the next poll.
-        await coordinator.async_request_refresh()
-
-    entry.async_on_unload(entry.add_update_listener(apply_options))
-
     @callback
     def notify_backup_listeners() -> None:
         for listener in hass.data.get(DATA_BACKUP_AGENT_LISTENERS, []):
             listener()
 
+    async def notify_on_update(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
+        # A renamed entry is a renamed backup location; new options (thresholds) take effect at
+        # once, not at the next poll.
+        notify_backup_listeners()
+        await coordinator.async_request_refresh()
+
     entry.async_on_unload(entry.async_on_state_change(notify_backup_listeners))
+    entry.async_on_unload(entry.add_update_listener(notify_on_update))
 
     async def close_on_stop(event: Event) -> None:
         await client.close()
@@ -117,12 +119,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry)
         return False
     data = entry.runtime_data
     if data.keep_awake is not None:
-        data.keep_awake.cancel()
+        data.keep_awake.stop()
     await data.client.close()
     return True
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
     """Remove the entry's repair issues."""
-    async_clear_host_key_issue(hass, entry)
+    ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry))
     async_clear_health_issues(hass, entry)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import wraps
 from typing import Any, cast
@@ -15,15 +14,10 @@ from homeassistant.components.backup import (
 from homeassistant.core import HomeAssistant, callback
 
 from . import BackupDriveConfigEntry
-from .const import DATA_BACKUP_AGENT_LISTENERS, DOMAIN, LOGGER
+from .const import DATA_BACKUP_AGENT_LISTENERS, DOMAIN
 from .errors import BackupDriveError
-from .failures import async_handle_agent_failure
-
-# While Home Assistant writes the archive locally, touch the drive often enough that a USB disk
-# with a typical spin-down timer (a few minutes) is still spinning when the upload starts.
-KEEP_AWAKE_INTERVAL = 60.0
-# A spun-down USB disk takes seconds to answer; a dead one must not hold up the backup for long.
-WAKE_TIMEOUT = 30.0
+from .failures import async_clear_host_key_issue, async_handle_agent_failure
+from .keep_awake import DriveKeeper
 
 
 async def async_get_backup_agents(hass: HomeAssistant, **kwargs: Any) -> list[BackupAgent]:
@@ -53,40 +47,25 @@ def async_register_backup_agents_listener(
 
 
 async def async_pre_backup(hass: HomeAssistant) -> None:
-    """Wake every drive and keep it awake until the archive is written.
+    """Start waking every drive in the background; return at once.
 
-    Never raises: a drive that is asleep or away must not stop the backup to other locations;
-    its own upload reports the problem.
+    A drive that is asleep or away must not hold up the backup, nor the other locations: its
+    own upload reports the problem.
     """
-    entries: list[BackupDriveConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
-
-    async def wake(entry: BackupDriveConfigEntry) -> None:
-        data = entry.runtime_data
-        try:
-            async with asyncio.timeout(WAKE_TIMEOUT):
-                await data.client.wake()
-        except (BackupDriveError, TimeoutError) as err:
-            LOGGER.warning(
-                "%s did not wake up before the backup: %s", entry.title, err or "timeout"
-            )
-        if data.keep_awake is None or data.keep_awake.done():
-            data.keep_awake = entry.async_create_background_task(
-                hass,
-                data.client.keep_awake(KEEP_AWAKE_INTERVAL),
-                f"{DOMAIN} keep {entry.title} awake",
-            )
-
-    await asyncio.gather(*(wake(entry) for entry in entries))
-
-
-async def async_post_backup(hass: HomeAssistant) -> None:
-    """Stop keeping the drives awake."""
     entry: BackupDriveConfigEntry
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
         data = entry.runtime_data
-        if data.keep_awake is not None:
-            data.keep_awake.cancel()
-            data.keep_awake = None
+        if data.keep_awake is None:
+            data.keep_awake = DriveKeeper(hass, entry)
+        data.keep_awake.start()
+
+
+async def async_post_backup(hass: HomeAssistant) -> None:
+    """Leave the drives awake: each upload, or the ceiling, lets its drive rest.
+
+    Under Supervisor this runs when Home Assistant's part of the archive is written, before the
+    add-ons and folders and long before the upload.
+    """
 
 
 def handle_backup_errors[F: Callable[..., Coroutine[Any, Any, Any]]](func: F) -> F:
@@ -95,9 +74,12 @@ def handle_backup_errors[F: Callable[..., Coroutine[Any, Any, Any]]](func: F) ->
     @wraps(func)
     async def wrapper(self: BackupDriveAgent, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await func(self, *args, **kwargs)
+            result = await func(self, *args, **kwargs)
         except BackupDriveError as err:
             raise async_handle_agent_failure(self._hass, self._entry, err) from err
+        # The drive answered with its trusted key: a host key refusal, if any, has ended.
+        async_clear_host_key_issue(self._hass, self._entry)
+        return result
 
     return cast(F, wrapper)
 
@@ -113,8 +95,13 @@ class BackupDriveAgent(BackupAgent):
         self._hass = hass
         self._entry = entry
         self._client = entry.runtime_data.client
-        self.name = entry.title
         self.unique_id = entry.entry_id
+
+    # BackupAgent declares name as a plain attribute; read from the entry, it follows a rename.
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """Return the entry's title, so that renaming the entry renames the location."""
+        return self._entry.title
 
     @handle_backup_errors
     async def async_upload_backup(
@@ -125,6 +112,9 @@ class BackupDriveAgent(BackupAgent):
         **kwargs: Any,
     ) -> None:
         """Stream a backup to the drive."""
+        # The upload keeps the drive busy from here on.
+        if (keeper := self._entry.runtime_data.keep_awake) is not None:
+            await keeper.async_stop()
         # Home Assistant 2026.4 and newer pass on_progress; older releases do not.
         on_progress: Callable[..., None] | None = kwargs.get("on_progress")
 

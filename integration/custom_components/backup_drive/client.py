@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import posixpath
 from collections.abc import AsyncIterator, Callable
@@ -11,9 +10,8 @@ import asyncssh
 from asyncssh import SFTPClient, SFTPClientFile
 from homeassistant.components.backup import AgentBackup
 
+from .archive_name import check_backup_id, plain_file_name
 from .catalog import BackupCatalog
-from .const import LOGGER
-from .errors import BackupDriveError
 from .folder import probe_folder, read_disk_usage
 from .health_record import HealthRecord, read_health, write_health
 from .session import CONNECT_TIMEOUT, DriveSession, ServerSettings, normalize_path
@@ -59,15 +57,6 @@ class BackupDriveClient:
             "Waking the drive", lambda sftp: probe_folder(sftp, self.path, sync=True)
         )
 
-    async def keep_awake(self, interval: float) -> None:
-        """Wake the drive every `interval` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.wake()
-            except BackupDriveError as err:
-                LOGGER.warning("Could not keep the drive awake: %s", err)
-
     async def disk_usage(self) -> tuple[int, int] | None:
         """Return (free, total) bytes of the drive, when the server reports them."""
         return await self._session.run_with_reconnect(
@@ -106,7 +95,11 @@ class BackupDriveClient:
         file_name: str,
         on_progress: Callable[[int], None] | None = None,
     ) -> UploadResult:
-        """Stream an archive into the folder, with its sidecar."""
+        """Stream an archive into the folder under a plain file name, with its sidecar."""
+        # A backup's name (and so Home Assistant's suggested file name) may hold "/" or "..":
+        # on a generic SFTP server that would write into a subfolder or outside the folder.
+        check_backup_id(backup.backup_id)
+        file_name = plain_file_name(file_name)
         self.invalidate_cache()
         try:
             return await upload_backup(

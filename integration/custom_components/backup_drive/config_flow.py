@@ -15,6 +15,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
@@ -83,9 +84,6 @@ async def async_check_drive(data: Mapping[str, Any]) -> str | None:
             return key
         LOGGER.warning("Checking %s failed: %s", data[CONF_HOST], err)
         return "unknown"
-    except Exception:
-        LOGGER.exception("Unexpected error while checking %s", data[CONF_HOST])
-        return "unknown"
     finally:
         await client.close()
     return None
@@ -103,6 +101,24 @@ def credentials_error(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def location_title(path: str, place: str, port: int = DEFAULT_PORT) -> str:
+    """Return a title that tells locations apart: the folder and where it is."""
+    where = place if port == DEFAULT_PORT else f"{place}:{port}"
+    return f"{path} on {where}"
+
+
+def same_folder(data: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Return whether two entries' data name the same folder on the same server.
+
+    A server is the same when it presents the same host key, whichever name or address reaches
+    it (the add-on's hostname in a discovered entry, an IP address in a manual one).
+    """
+    return normalize_path(data[CONF_PATH]) == normalize_path(other[CONF_PATH]) and (
+        data[CONF_HOST_KEY] == other[CONF_HOST_KEY]
+        or (data[CONF_HOST], int(data[CONF_PORT])) == (other[CONF_HOST], int(other[CONF_PORT]))
+    )
+
+
 class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a Backup Drive."""
 
@@ -118,6 +134,14 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
         """Return the options flow (stale threshold, verification schedule)."""
         return BackupDriveOptionsFlow()
+
+    def _abort_if_folder_configured(
+        self, data: Mapping[str, Any], *, moving_entry_id: str | None = None
+    ) -> None:
+        """Abort when another entry already stores backups in the same folder of this server."""
+        for entry in self._async_current_entries(include_ignore=False):
+            if entry.entry_id != moving_entry_id and same_folder(data, entry.data):
+                raise AbortFlow("already_configured")
 
     async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
         """Take the add-on's discovery message."""
@@ -151,6 +175,7 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                 reload_even_if_entry_is_unchanged=False,
             )
         self._abort_if_unique_id_configured()
+        self._abort_if_folder_configured(data)
         self._data = data
         self._addon_name = discovery_info.name
         self.context["title_placeholders"] = {"name": discovery_info.name}
@@ -166,7 +191,9 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             if (error := await async_check_drive(self._data)) is None:
-                return self.async_create_entry(title=self._addon_name, data=self._data)
+                return self.async_create_entry(
+                    title=location_title(self._data[CONF_PATH], self._addon_name), data=self._data
+                )
             errors["base"] = error
         return self.async_show_form(
             step_id="hassio_confirm",
@@ -194,6 +221,7 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                 except CannotConnect:
                     errors["base"] = "cannot_connect"
                 else:
+                    self._abort_if_folder_configured(data)
                     self._data = data
                     return await self.async_step_host_key()
         return self.async_show_form(
@@ -217,7 +245,10 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                 data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, self._data),
                 errors={"base": error},
             )
-        return self.async_create_entry(title=self._data[CONF_HOST], data=self._data)
+        data = self._data
+        return self.async_create_entry(
+            title=location_title(data[CONF_PATH], data[CONF_HOST], data[CONF_PORT]), data=data
+        )
 
     def _host_key_placeholders(self) -> dict[str, str]:
         """Return the placeholders that describe the server and its key."""
@@ -277,6 +308,7 @@ class BackupDriveConfigFlow(ConfigFlow, domain=DOMAIN):
                     errors["base"] = "cannot_connect"
                 else:
                     self._data = {**data, CONF_HOST_KEY: offered}
+                    self._abort_if_folder_configured(self._data, moving_entry_id=entry.entry_id)
                     if offered != entry.data[CONF_HOST_KEY]:
                         return await self.async_step_reconfigure_host_key()
                     return await self._async_finish_reconfigure()

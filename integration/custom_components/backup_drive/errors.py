@@ -8,7 +8,6 @@ from typing import Final
 
 import asyncssh
 from homeassistant.components.backup import BackupAgentError, BackupNotFound
-from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 
 
@@ -55,14 +54,12 @@ class BackupFileMissing(BackupDriveError):
     """A backup archive or its metadata file does not exist."""
 
 
+class InvalidBackupId(BackupDriveError):
+    """A backup's id cannot name a file in the folder (a separator, a control character)."""
+
+
 class TransferFailed(BackupDriveError):
     """Any other failure while reading or writing."""
-
-
-class DriveUnreachableError(BackupAgentUnreachableError):
-    """The drive cannot be reached; unlike its base class, str() keeps the reason."""
-
-    _message = ""
 
 
 def describe_error(err: BaseException) -> str:
@@ -90,16 +87,18 @@ CONNECTION_ERRORS: Final = (
 class ErrorMeaning:
     """What one kind of client error means to setup, the config flow and the backup agent."""
 
-    # Setup: the exception that fails it and the key of its text in strings.json "exceptions".
-    # ConfigEntryNotReady retries; ConfigEntryAuthFailed starts reauth.
+    # The key of its text in strings.json "exceptions", for setup's error and the agent's alike;
+    # placeholders: {title} (the entry), {host}, {error} (the client error), {offered} (a host
+    # key's fingerprint).
+    translation_key: str = "transfer_failed"
+    # Setup: the exception that fails it. ConfigEntryNotReady retries; ConfigEntryAuthFailed
+    # starts reauth.
     setup_error: type[ConfigEntryNotReady | ConfigEntryAuthFailed] = ConfigEntryNotReady
-    translation_key: str = "cannot_connect"
     # Config flow: the form's error key; None for what checking a folder should never meet
     # (shown as "unknown" and logged).
     flow_error: str | None = None
-    # Backup agent: the error it raises, and its message from {name} (the entry) and {err}.
+    # Backup agent: the error it raises.
     agent_error: type[BackupAgentError] = BackupAgentError
-    agent_message: str = "{name}: {err}"
     # translate_error: the library errors that become this one, words of a server's reason
     # that do too, and the message from {what} (the operation) and {reason}.
     library_errors: tuple[type[BaseException], ...] = ()
@@ -110,8 +109,8 @@ class ErrorMeaning:
 # translate_error tries the rows in this order; TransferFailed catches what no row names.
 ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
     BackupFileMissing: ErrorMeaning(
+        translation_key="backup_not_found",
         agent_error=BackupNotFound,
-        agent_message="{err}",
         library_errors=(asyncssh.SFTPNoSuchFile, FileNotFoundError),
         message="{what}: no such file",
     ),
@@ -123,6 +122,7 @@ ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
         message="{what}: permission denied",
     ),
     DriveFull: ErrorMeaning(
+        translation_key="drive_full",
         library_errors=(asyncssh.SFTPNoSpaceOnFilesystem, asyncssh.SFTPQuotaExceeded),
         # Servers that answer a full disk with a generic failure still name it in the reason.
         reason_words=("space", "quota"),
@@ -131,25 +131,24 @@ ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
     CannotConnect: ErrorMeaning(
         translation_key="cannot_connect",
         flow_error="cannot_connect",
-        agent_error=DriveUnreachableError,
-        agent_message="{name} is unreachable: {err}",
         library_errors=(*CONNECTION_ERRORS, asyncssh.DisconnectError),
         message="{what}: the connection to the drive was lost ({reason})",
     ),
     InvalidAuth: ErrorMeaning(
-        setup_error=ConfigEntryAuthFailed,
         translation_key="invalid_auth",
+        setup_error=ConfigEntryAuthFailed,
         flow_error="invalid_auth",
-        agent_message="{name}: the login was refused: {err}",
     ),
     HostKeyMismatch: ErrorMeaning(
         # Not a permanent error: an add-on update or restored key brings the entry back.
         translation_key="host_key_changed",
         flow_error="host_key_changed",
-        agent_message="{name}: the server's host key changed: {err}",
     ),
     FolderMissing: ErrorMeaning(translation_key="folder_unusable", flow_error="folder_missing"),
-    InvalidPrivateKey: ErrorMeaning(flow_error="invalid_private_key"),
+    InvalidPrivateKey: ErrorMeaning(
+        translation_key="invalid_private_key", flow_error="invalid_private_key"
+    ),
+    InvalidBackupId: ErrorMeaning(translation_key="invalid_backup_id"),
     TransferFailed: ErrorMeaning(),
 }
 

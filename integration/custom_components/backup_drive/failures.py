@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.backup import BackupAgentError
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -11,10 +12,36 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, ISSUE_HOST_KEY_MISMATCH, LOGGER
-from .errors import BackupDriveError, HostKeyMismatch, InvalidAuth, meaning_of
+from .errors import (
+    ERROR_MEANINGS,
+    BackupDriveError,
+    HostKeyMismatch,
+    InvalidAuth,
+    TransferFailed,
+    meaning_of,
+)
 
 if TYPE_CHECKING:
     from . import BackupDriveConfigEntry
+
+# Newer Home Assistant releases tie an issue to its config entry (shown with it, removed with it)
+# when async_create_issue is given config_entry_id; 2025.4 does not know the argument.
+ISSUES_TAKE_CONFIG_ENTRY: Final = (
+    "config_entry_id" in inspect.signature(ir.async_create_issue).parameters
+)
+
+
+def issue_entry_link(entry: BackupDriveConfigEntry) -> dict[str, Any]:
+    """Return the arguments that tie an issue to `entry`, where Home Assistant supports it."""
+    return {"config_entry_id": entry.entry_id} if ISSUES_TAKE_CONFIG_ENTRY else {}
+
+
+def failure_placeholders(entry: BackupDriveConfigEntry, err: BackupDriveError) -> dict[str, str]:
+    """Return the placeholders of an error's translated text."""
+    placeholders = {"title": entry.title, "host": entry.data[CONF_HOST], "error": str(err)}
+    if isinstance(err, HostKeyMismatch):
+        placeholders["offered"] = err.offered_fingerprint or "?"
+    return placeholders
 
 
 @callback
@@ -25,15 +52,13 @@ def async_handle_setup_failure(
 
     ConfigEntryAuthFailed starts reauth by itself.
     """
-    placeholders = {"title": entry.title, "host": entry.data[CONF_HOST], "error": str(err)}
     if isinstance(err, HostKeyMismatch):
         async_raise_host_key_issue(hass, entry, err)
-        placeholders["offered"] = err.offered_fingerprint or "?"
     meaning = meaning_of(err)
     return meaning.setup_error(
         translation_domain=DOMAIN,
         translation_key=meaning.translation_key,
-        translation_placeholders=placeholders,
+        translation_placeholders=failure_placeholders(entry, err),
     )
 
 
@@ -47,10 +72,16 @@ def async_handle_agent_failure(
         entry.async_start_reauth(hass)
     elif isinstance(err, HostKeyMismatch):
         async_raise_host_key_issue(hass, entry, err)
-    elif meaning.agent_error is BackupAgentError:
+    elif meaning.translation_key == ERROR_MEANINGS[TransferFailed].translation_key:
         # No remedy to start and no plain cause to name: keep the traceback for debugging.
         LOGGER.debug("%s failed", entry.title, exc_info=err)
-    return meaning.agent_error(meaning.agent_message.format(name=entry.title, err=err))
+    # Home Assistant 2026.4 and newer show the text translated; older ones show str(), which
+    # HomeAssistantError renders from the same English text.
+    return meaning.agent_error(
+        translation_domain=DOMAIN,
+        translation_key=meaning.translation_key,
+        translation_placeholders=failure_placeholders(entry, err),
+    )
 
 
 def host_key_issue_id(entry: BackupDriveConfigEntry) -> str:
@@ -63,7 +94,9 @@ def async_raise_host_key_issue(
     hass: HomeAssistant, entry: BackupDriveConfigEntry, err: HostKeyMismatch
 ) -> None:
     """Tell the user the server's host key changed and how to accept the new one."""
-    LOGGER.error("Refusing to connect to %s: %s", entry.title, err)
+    if ir.async_get(hass).async_get_issue(DOMAIN, host_key_issue_id(entry)) is None:
+        # Logged when the refusal starts, not on every call it fails (a page load lists backups).
+        LOGGER.error("Refusing to connect to %s: %s", entry.title, err)
     ir.async_create_issue(
         hass,
         DOMAIN,
@@ -79,10 +112,14 @@ def async_raise_host_key_issue(
             "offered": err.offered_fingerprint or "unknown",
         },
         data={"entry_id": entry.entry_id, "host_key": err.offered_key or ""},
+        **issue_entry_link(entry),
     )
 
 
 @callback
 def async_clear_host_key_issue(hass: HomeAssistant, entry: BackupDriveConfigEntry) -> None:
     """Remove the repair issue once the drive answers with the trusted key again."""
+    if ir.async_get(hass).async_get_issue(DOMAIN, host_key_issue_id(entry)) is None:
+        return
+    LOGGER.info("%s presents its trusted host key again", entry.title)
     ir.async_delete_issue(hass, DOMAIN, host_key_issue_id(entry))

@@ -128,13 +128,14 @@ class DriveSession:
     def _options(self) -> asyncssh.SSHClientConnectionOptions:
         """Build the connection options (reads nothing from ~/.ssh)."""
         settings = self.settings
-        client_keys: list[asyncssh.SSHKey] = []
-        if settings.private_key:
-            client_keys.append(parse_private_key(settings.private_key))
         return asyncssh.SSHClientConnectionOptions(
             username=settings.username,
             password=settings.password,
-            client_keys=client_keys,
+            # An empty list would make asyncssh read the keys in ~/.ssh, in the event loop, and
+            # offer them to the server; None offers no key at all.
+            client_keys=(
+                [parse_private_key(settings.private_key)] if settings.private_key else None
+            ),
             agent_path=None,
             # Pinned: the only key accepted is the one the user (or the add-on) gave us.
             known_hosts=([parse_host_key(settings.host_key)], [], []),
