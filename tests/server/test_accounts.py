@@ -310,3 +310,57 @@ async def test_failures_from_both_protocols_add_up(
             )
     assert await eventually(lambda: "banned" in target.log), target.log
     assert not await sftp_login_works(target, alice.username, alice.password, "127.0.0.1")
+
+
+async def login_works(
+    protocol: str, target: BackupTarget, username: str, password: str, address: str = "127.0.0.1"
+) -> bool:
+    """Try one password login over `protocol` ("sftp" or "webdav"); return whether it got in."""
+    if protocol == "sftp":
+        return await sftp_login_works(target, username, password, address)
+    return await asyncio.to_thread(webdav_login_works, target, username, password, address)
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "webdav"])
+async def test_five_failures_still_let_the_right_password_in_and_the_sixth_bans(
+    protocol: str, target: BackupTarget, accounts: Accounts
+) -> None:
+    alice = accounts.alice
+    for _ in range(FAILURES_BEFORE_BAN - 1):
+        assert not await login_works(protocol, target, alice.username, "wrong")
+    assert "banned" not in target.log
+    # Another account's good login neither meets a ban nor forgives alice's failures.
+    assert await login_works(protocol, target, HOMEASSISTANT_USER, target.password)
+    assert not await login_works(protocol, target, alice.username, "wrong")
+    assert await eventually(lambda: "banned" in target.log), target.log
+    assert not await login_works(protocol, target, HOMEASSISTANT_USER, target.password)
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "webdav"])
+async def test_a_good_login_as_another_account_does_not_reset_the_count(
+    protocol: str, target: BackupTarget, accounts: Accounts
+) -> None:
+    # The attack: two guesses at homeassistant, then one login with a password the guesser
+    # knows, over and over. Only alice's own failures are forgiven by alice's login.
+    alice = accounts.alice
+    for round_number in range(FAILURES_BEFORE_BAN // 2):
+        for _ in range(2):
+            assert not await login_works(protocol, target, HOMEASSISTANT_USER, "guess")
+        if round_number < FAILURES_BEFORE_BAN // 2 - 1:
+            assert await login_works(protocol, target, alice.username, alice.password)
+    assert await eventually(lambda: "banned" in target.log), target.log
+    assert not await login_works(protocol, target, alice.username, alice.password)
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "webdav"])
+async def test_a_good_login_forgives_only_that_accounts_failures(
+    protocol: str, target: BackupTarget, accounts: Accounts
+) -> None:
+    alice = accounts.alice
+    for _ in range(FAILURES_BEFORE_BAN - 1):
+        assert not await login_works(protocol, target, alice.username, "typo")
+    # alice finally types it right: her five failures are forgiven, so one more typo is no ban.
+    assert await login_works(protocol, target, alice.username, alice.password)
+    assert not await login_works(protocol, target, alice.username, "typo")
+    assert await login_works(protocol, target, alice.username, alice.password)
+    assert "banned" not in target.log
