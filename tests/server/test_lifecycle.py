@@ -179,12 +179,9 @@ def test_sigterm_during_uploads_exits_cleanly(
     ]  # fmt: skip
     try:
         backups = target.storage / "backups"
-        assert wait_until(
-            lambda: (
-                any(".sftp-upload.bin.partial-" in p.name for p in partial_files(backups))
-                and any(".webdav-upload.bin.partial-" in p.name for p in partial_files(backups))
-            )
-        ), f"both uploads should be writing temporary files: {list(backups.iterdir())}"
+        assert wait_until(lambda: len(partial_files(target.storage)) == 2), (
+            f"both uploads should be writing staged files: {partial_files(target.storage)}"
+        )
 
         started = time.monotonic()
         code = target.stop(timeout=STOP_GRACE_SECONDS + 5)
