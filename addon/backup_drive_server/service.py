@@ -88,12 +88,9 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("Stopping: no new connections; transfers in flight get %.0f seconds",
                  SHUTDOWN_GRACE_SECONDS)  # fmt: skip
     sftp.close()
-    # Both servers drain at the same time, so the whole stop stays within one grace period.
-    await asyncio.gather(asyncio.to_thread(webdav.stop), _wait_for_sftp_transfers(context))
-    for conn in list(context.connections):
-        conn.abort()
-    # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
-    await asyncio.sleep(0.2)
+    # Both servers drain at the same time and each cuts its own connections off when the grace
+    # period ends, so neither waits for the other and the whole stop stays within one grace.
+    await asyncio.gather(asyncio.to_thread(webdav.stop), _stop_sftp_sessions(context))
     io_pool.shutdown(wait=True)
     removed = storage.discard_all_staging()
     if removed:
@@ -101,9 +98,13 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("Stopped")
 
 
-async def _wait_for_sftp_transfers(context: SFTPContext) -> None:
+async def _stop_sftp_sessions(context: SFTPContext) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
     # Only sessions with a file open are waited for; idle ones are closed straight away.
     while context.open_files > 0 and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
+    for conn in [*context.connections, *context.pending]:
+        conn.abort()
+    # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
+    await asyncio.sleep(0.2)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -316,7 +318,22 @@ class WebDAVServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, close connections and join the worker threads."""
-        self._server.stop()
+        """Stop accepting; after the grace period close every connection in both directions.
+
+        cheroot's own force-close only shuts the read side and then waits for the worker, which
+        stays blocked in send() to a client that stopped reading until the 60 s socket timeout.
+        """
+        # cheroot empties its list of workers while stopping, so it is copied first; a worker's
+        # `conn` is the connection it is serving (None when idle).
+        workers = list(self._server.requests._threads)
+        stopping = threading.Thread(target=self._server.stop, name="webdav-stop", daemon=True)
+        stopping.start()
+        stopping.join(SHUTDOWN_GRACE_SECONDS)
+        for worker in workers:
+            conn = worker.conn
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.socket.shutdown(socket.SHUT_RDWR)
+        stopping.join(SHUTDOWN_GRACE_SECONDS)
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=SHUTDOWN_GRACE_SECONDS)
