@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from backup_drive_server import __version__
 from backup_drive_server.accounts import PASSWORD_FILE, AccountBook, load_homeassistant_password
+from backup_drive_server.cipher_choice import choose_ciphers
 from backup_drive_server.host_key import fingerprint, load_host_key
 from backup_drive_server.login_guard import LoginGuard
 from backup_drive_server.settings import (
@@ -61,7 +62,14 @@ async def serve(settings: ServerSettings) -> None:
         certfile=settings.webdav_certfile,
         keyfile=settings.webdav_keyfile,
     )
-    sftp = await start_sftp_server(context, host_key, settings.bind, settings.sftp_port)
+    ciphers = await asyncio.to_thread(choose_ciphers)
+    sftp = await start_sftp_server(
+        context,
+        host_key,
+        settings.bind,
+        settings.sftp_port,
+        encryption_algs=ciphers.encryption_algs,
+    )
     try:
         webdav.start()
     except BaseException:
@@ -81,6 +89,7 @@ async def serve(settings: ServerSettings) -> None:
             _LOGGER.info("User %s (%s)", account.username,
                          "read-only" if account.read_only else "read-write")  # fmt: skip
     _LOGGER.info("SSH host key fingerprint: %s", fingerprint(host_key))
+    _LOGGER.info("SSH ciphers offered: %s", ciphers.describe())
     _LOGGER.info("Backup Drive is ready")
 
     await stop.wait()

@@ -35,12 +35,6 @@ MAX_PACKET_BYTES = 256 * 1024
 # account is never counted against the session cap, so Home Assistant always gets in.
 MAX_PENDING_PER_ADDRESS = 4
 MAX_PENDING = 16
-# Only AES-GCM: it is one pass through OpenSSL, while asyncssh's chacha20-poly1305 makes several
-# Python-level calls per packet (about twice the server CPU per GiB, bench/README.md). Clients
-# choose from their own preference list, and OpenSSH's puts chacha20 and AES-CTR before GCM, so
-# offering those would make every OpenSSH client pick a slower cipher. Every maintained SSH
-# client supports AES-GCM (DOCS.md names the old ones that do not).
-ENCRYPTION_ALGS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
 
 
 @dataclass
@@ -170,9 +164,14 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
 
 
 async def start_sftp_server(
-    context: SFTPContext, host_key: asyncssh.SSHKey, bind: str, port: int
+    context: SFTPContext,
+    host_key: asyncssh.SSHKey,
+    bind: str,
+    port: int,
+    *,
+    encryption_algs: list[str],
 ) -> asyncssh.SSHAcceptor:
-    """Listen for SFTP clients."""
+    """Listen for SFTP clients, offering only `encryption_algs` (cipher_choice.py picks them)."""
     install_sftp_limits()
 
     def make_sftp_server(chan: asyncssh.SSHServerChannel[bytes]) -> BackupDriveSFTPServer:
@@ -195,5 +194,5 @@ async def start_sftp_server(
         # Fewer, larger SSH packets: asyncssh's cost is per packet (decrypt call, buffer copy,
         # an ignore packet), so 256 KiB packets cut the server's CPU for large uploads.
         max_pktsize=MAX_PACKET_BYTES,
-        encryption_algs=ENCRYPTION_ALGS,
+        encryption_algs=encryption_algs,
     )

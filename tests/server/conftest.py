@@ -158,8 +158,12 @@ async def connect(
     password: str | None = None,
     key: Path | None = None,
     local_addr: tuple[str, int] | None = None,
+    encryption_algs: tuple[str, ...] = (),
 ) -> asyncssh.SSHClientConnection:
-    """Open an SSH connection with exactly one way to authenticate (password or key)."""
+    """Open an SSH connection with exactly one way to authenticate (password or key).
+
+    `encryption_algs` replaces the client's cipher preference (empty: asyncssh's default).
+    """
     return await asyncssh.connect(
         "127.0.0.1",
         target.sftp_port,
@@ -171,6 +175,7 @@ async def connect(
         agent_path=None,
         config=None,
         local_addr=local_addr,
+        encryption_algs=encryption_algs,
         connect_timeout=60,
     )
 
