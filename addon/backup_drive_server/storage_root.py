@@ -10,10 +10,13 @@ import threading
 import time
 from pathlib import Path
 
+from backup_drive_server.mount_table import mount_at
 from backup_drive_server.settings import BACKUPS_FOLDER
 from backup_drive_server.staged_upload import STAGING_FOLDER
 
 _LOGGER = logging.getLogger(__name__)
+
+MOUNT_CHECK_SECONDS = 1.0
 
 
 class OutsideStorageRootError(PermissionError):
@@ -35,6 +38,8 @@ class StorageRoot:
         self._staging_lock = threading.Lock()
         self._staging: set[Path] = set()
         self._unavailable_logged_at = -60.0
+        self._mount_checked_at = -MOUNT_CHECK_SECONDS
+        self._mount_present = False
 
     def prepare(self) -> None:
         """Create the root, the backups folder and the staging folder; empty the staging folder."""
@@ -58,12 +63,22 @@ class StorageRoot:
 
     def check_available(self) -> None:
         """Raise StorageUnavailableError when the drive is not mounted at the root."""
-        if self.require_mount and not os.path.ismount(self.path):
+        if self.require_mount and not self._mounted():
             self._log_unavailable()
             raise StorageUnavailableError(
                 f"The backup drive is not mounted at {self.path} (unplugged?). Reconnect it and "
                 "restart the add-on."
             )
+
+    def _mounted(self) -> bool:
+        # The kernel's mount table, not os.path.ismount: a bind mount of a folder on the same
+        # filesystem (a folder of /share served in folder mode) has the same device as its
+        # parent, so ismount says no. Every file request asks, so the answer is kept a second.
+        now = time.monotonic()
+        if now - self._mount_checked_at >= MOUNT_CHECK_SECONDS:
+            self._mount_present = mount_at(self.path) is not None
+            self._mount_checked_at = now
+        return self._mount_present
 
     def _log_unavailable(self) -> None:
         # Every request would log it; once a minute tells the user without flooding the log.
