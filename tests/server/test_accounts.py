@@ -125,6 +125,8 @@ async def test_read_only_account_is_refused_every_sftp_write(
             await sftp.symlink("/backups/existing.tar", "/backups/link")
         assert await listed(sftp, "/backups") == ["existing.tar", "folder"]
     assert tree_snapshot(target.storage) == before
+    assert await eventually(lambda: len(refusals(target, "SFTP")) > len(attempts)), target.log
+    assert_refusals_logged_alike(target, "SFTP", accounts.bob.password)
 
 
 def test_read_only_account_is_refused_every_webdav_write(
@@ -159,6 +161,26 @@ def test_read_only_account_is_refused_every_webdav_write(
         response = dav(target, method, path, auth=bob, headers=headers, body=body)
         assert response.status == 403, f"read-only {method} {path}: {response.status}"
     assert tree_snapshot(target.storage) == before
+    assert len(refusals(target, "WebDAV")) == len(attempts), target.log
+    assert_refusals_logged_alike(target, "WebDAV", accounts.bob.password)
+
+
+def refusals(target: BackupTarget, protocol: str) -> list[str]:
+    """Return the log lines of writes refused to bob over `protocol`."""
+    return [
+        line
+        for line in target.log.splitlines()
+        if "for read-only account bob from 127.0.0.1" in line and f"({protocol})" in line
+    ]
+
+
+def assert_refusals_logged_alike(target: BackupTarget, protocol: str, password: str) -> None:
+    """Assert every refusal names account, address, operation and path, at WARNING, no password."""
+    for line in refusals(target, protocol):
+        assert "WARNING" in line, line
+        assert "Refused " in line, line
+        assert "'/backups/" in line, line
+    assert password not in target.log
 
 
 def test_digest_auth_with_curl(target: BackupTarget, accounts: Accounts) -> None:
