@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +26,7 @@ from backup_drive_server.webdav_server import WebDAVServer, webdav_config
 _LOGGER = logging.getLogger(__name__)
 
 IO_THREADS = 8
+OPEN_FILES_WANTED = 65536
 
 
 def _url_host(bind: str) -> str:
@@ -41,6 +43,7 @@ async def serve(settings: ServerSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     settings.validate()
+    _raise_open_file_limit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage = StorageRoot(settings.storage, require_mount=settings.require_mount)
     storage.prepare()
@@ -105,6 +108,18 @@ async def serve(settings: ServerSettings) -> None:
     if removed:
         _LOGGER.info("Removed %d unfinished upload(s)", removed)
     _LOGGER.info("Stopped")
+
+
+def _raise_open_file_limit() -> None:
+    """Allow as many open files as the container permits.
+
+    The usual soft limit of 1,024 is less than the sessions and their capped handles
+    (sftp_limits.MAX_OPEN_HANDLES each) may hold; running out stops logins and WebDAV too.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WANTED
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, OPEN_FILES_WANTED), hard))
 
 
 async def _stop_sftp_sessions(context: SFTPContext) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.backup_target import BackupTarget
 from tests.server.conftest import Accounts, connect, eventually, sftp_client
 
 IDLE_SOCKETS = 40
+USUAL_SOFT_LIMIT = 1024
 # Sent after a packet header that declares 4 GiB: a server that buffers it grows by this much.
 FLOOD_BYTES = 256 * 1024 * 1024
 FLOOD_CHUNK = b"\0" * (1024 * 1024)
@@ -119,3 +121,22 @@ async def test_open_handles_are_capped_per_session(
             assert content == b"x"
         for handle in opened:
             await handle.close()
+
+
+def test_the_server_may_open_more_files_than_the_usual_soft_limit(
+    start_target: Callable[..., BackupTarget],
+) -> None:
+    # 32 sessions with their capped handles need more than the usual soft limit of 1,024; the
+    # server is started with that limit, as a container usually starts it.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(USUAL_SOFT_LIMIT, hard), hard))
+    try:
+        target = start_target()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert target.process is not None
+    limits = Path(f"/proc/{target.process.pid}/limits").read_text()
+    line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    server_soft, server_hard = line.split()[3:5]
+    wanted = 32 * MAX_OPEN_HANDLES
+    assert server_hard == "unlimited" or int(server_hard) < wanted or int(server_soft) >= wanted
