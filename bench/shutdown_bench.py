@@ -22,14 +22,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+# Run as a script: the repository root makes `bench` and `tests` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backup_drive_server.settings import SHUTDOWN_GRACE_SECONDS  # noqa: E402
-from bench.process_stats import markdown_table  # noqa: E402
-from tests.backup_target import HOMEASSISTANT_USER, BackupTarget  # noqa: E402
-from tests.stop_clients import (  # noqa: E402
+from backup_drive_server.settings import SHUTDOWN_GRACE_SECONDS
+from bench.process_stats import markdown_table
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
+from tests.stop_clients import (
     UploadInFlight,
     stalled_webdav_download,
     start_sftp_upload,

@@ -343,13 +343,23 @@ async def login_works(
     return await asyncio.to_thread(webdav_login_works, target, username, password, address)
 
 
-@pytest.mark.parametrize("protocol", ["sftp", "webdav"])
+@pytest.fixture(params=["sftp", "webdav"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    """Run a test over SFTP and again over WebDAV: the login guard is shared."""
+    return str(request.param)
+
+
+async def refused_logins(protocol: str, target: BackupTarget, username: str, count: int) -> None:
+    """Try `count` wrong passwords for `username`, asserting each is refused."""
+    for _ in range(count):
+        assert not await login_works(protocol, target, username, "wrong")
+
+
 async def test_five_failures_still_let_the_right_password_in_and_the_sixth_bans(
     protocol: str, target: BackupTarget, accounts: Accounts
 ) -> None:
     alice = accounts.alice
-    for _ in range(FAILURES_BEFORE_BAN - 1):
-        assert not await login_works(protocol, target, alice.username, "wrong")
+    await refused_logins(protocol, target, alice.username, FAILURES_BEFORE_BAN - 1)
     assert "banned" not in target.log
     # Another account's good login neither meets a ban nor forgives alice's failures.
     assert await login_works(protocol, target, HOMEASSISTANT_USER, target.password)
@@ -358,7 +368,6 @@ async def test_five_failures_still_let_the_right_password_in_and_the_sixth_bans(
     assert not await login_works(protocol, target, HOMEASSISTANT_USER, target.password)
 
 
-@pytest.mark.parametrize("protocol", ["sftp", "webdav"])
 async def test_a_good_login_as_another_account_does_not_reset_the_count(
     protocol: str, target: BackupTarget, accounts: Accounts
 ) -> None:
@@ -366,23 +375,21 @@ async def test_a_good_login_as_another_account_does_not_reset_the_count(
     # knows, over and over. Only alice's own failures are forgiven by alice's login.
     alice = accounts.alice
     for round_number in range(FAILURES_BEFORE_BAN // 2):
-        for _ in range(2):
-            assert not await login_works(protocol, target, HOMEASSISTANT_USER, "guess")
+        await refused_logins(protocol, target, HOMEASSISTANT_USER, 2)
         if round_number < FAILURES_BEFORE_BAN // 2 - 1:
             assert await login_works(protocol, target, alice.username, alice.password)
     assert await eventually(lambda: "banned" in target.log), target.log
     assert not await login_works(protocol, target, alice.username, alice.password)
 
 
-@pytest.mark.parametrize("protocol", ["sftp", "webdav"])
 async def test_a_good_login_forgives_only_that_accounts_failures(
     protocol: str, target: BackupTarget, accounts: Accounts
 ) -> None:
-    alice = accounts.alice
-    for _ in range(FAILURES_BEFORE_BAN - 1):
-        assert not await login_works(protocol, target, alice.username, "typo")
+    name, password = accounts.alice.username, accounts.alice.password
+    for _attempt in range(FAILURES_BEFORE_BAN - 1):
+        assert not await login_works(protocol, target, name, "typo")
     # alice finally types it right: her five failures are forgiven, so one more typo is no ban.
-    assert await login_works(protocol, target, alice.username, alice.password)
-    assert not await login_works(protocol, target, alice.username, "typo")
-    assert await login_works(protocol, target, alice.username, alice.password)
+    assert await login_works(protocol, target, name, password)
+    assert not await login_works(protocol, target, name, "typo")
+    assert await login_works(protocol, target, name, password)
     assert "banned" not in target.log
