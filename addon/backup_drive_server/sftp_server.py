@@ -107,8 +107,8 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
         """Move the connection from the login queue to the sessions, within the cap."""
         if self._conn is None:
             return
-        login = self._context.pending.pop(self._conn, None)
-        username = login.username if login else None
+        self._context.pending.pop(self._conn, None)
+        username = canonical_username(str(self._conn.get_extra_info("username")))
         connections = self._context.connections
         if username != HOMEASSISTANT_USER and len(connections) >= self._context.max_connections:
             _LOGGER.warning(

@@ -16,8 +16,6 @@ from backup_drive_server.staged_upload import STAGING_FOLDER
 
 _LOGGER = logging.getLogger(__name__)
 
-MOUNT_CHECK_SECONDS = 1.0
-
 
 class OutsideStorageRootError(PermissionError):
     """A path that would leave the storage root (`..`, or a symlink pointing out)."""
@@ -38,8 +36,6 @@ class StorageRoot:
         self._staging_lock = threading.Lock()
         self._staging: set[Path] = set()
         self._unavailable_logged_at = -60.0
-        self._mount_checked_at = -MOUNT_CHECK_SECONDS
-        self._mount_present = False
 
     def prepare(self) -> None:
         """Create the root, the backups folder and the staging folder; empty the staging folder."""
@@ -71,14 +67,12 @@ class StorageRoot:
             )
 
     def _mounted(self) -> bool:
-        # The kernel's mount table, not os.path.ismount: a bind mount of a folder on the same
-        # filesystem (a folder of /share served in folder mode) has the same device as its
-        # parent, so ismount says no. Every file request asks, so the answer is kept a second.
-        now = time.monotonic()
-        if now - self._mount_checked_at >= MOUNT_CHECK_SECONDS:
-            self._mount_present = mount_at(self.path) is not None
-            self._mount_checked_at = now
-        return self._mount_present
+        # A drive mounted at the root has its own device, which ismount sees with two stats. A
+        # bind mount of a folder on the same filesystem (a folder of /share in folder mode) has
+        # its parent's device, so ismount says no: then the kernel's mount table decides. Asked
+        # on every request, never cached: a write in the moment after an unplug would land on
+        # the container's own disk.
+        return os.path.ismount(self.path) or mount_at(self.path) is not None
 
     def _log_unavailable(self) -> None:
         # Every request would log it; once a minute tells the user without flooding the log.
@@ -142,7 +136,9 @@ class StorageRoot:
 
     def new_staging_path(self) -> Path:
         """Reserve a fresh name in the staging folder for an upload."""
-        # Made again if someone removed it from the host while the server was running.
+        # Made again if someone removed it from the host while the server was running, but
+        # never on the container's own disk while the drive is gone.
+        self.check_available()
         self.staging_folder.mkdir(mode=0o700, exist_ok=True)
         staging = self.staging_folder / f"{secrets.token_hex(8)}.upload"
         with self._staging_lock:
