@@ -120,6 +120,8 @@ readonly -a DEBIAN_PEERS=(
     "ssh-keygen:openssh-client"
     "/usr/sbin/sshd:openssh-server"
     "rclone:rclone"
+    "sshfs:sshfs"
+    "fusermount3:fuse3"
     "litmus:litmus"
     "curl:curl"
     "shellcheck:shellcheck"

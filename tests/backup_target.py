@@ -77,6 +77,8 @@ class BackupTarget:
     data_dir: Path
     options: dict[str, Any] | None = None
     extra_args: list[str] = field(default_factory=list)
+    # Added to the server's environment (e.g. OPENSSL_ia32cap to emulate a CPU without AES).
+    env: dict[str, str] = field(default_factory=dict)
     sftp_port: int = field(default_factory=free_port)
     webdav_port: int = field(default_factory=free_port)
     # The add-on's page (`--ui-port`): off unless a port is given (e.g. free_port()).
@@ -121,7 +123,7 @@ class BackupTarget:
             args += ["--options", str(options_file)]
         self.log_path = self.data_dir.parent / f"server-{self.sftp_port}.log"
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + timeout

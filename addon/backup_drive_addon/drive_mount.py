@@ -22,9 +22,9 @@ from backup_drive_addon.mount_point import (
     ready_storage,
 )
 from backup_drive_addon.mount_policy import is_already_ours, refuse_disk_in_use
-from backup_drive_addon.mount_table import mount_at
 from backup_drive_addon.storage_error import StorageError
 from backup_drive_addon.system_tools import run_tool, tool_available
+from backup_drive_server.mount_table import mount_at
 
 _LOGGER = logging.getLogger(__name__)
 

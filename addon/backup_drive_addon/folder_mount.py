@@ -12,9 +12,9 @@ from backup_drive_addon.mount_point import (
     prepare_mount_point,
     ready_storage,
 )
-from backup_drive_addon.mount_table import mount_at
 from backup_drive_addon.storage_error import StorageError
 from backup_drive_addon.system_tools import run_tool
+from backup_drive_server.mount_table import mount_at
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backup_drive_addon.drive_probe import FILESYSTEM_NAMES
-from backup_drive_addon.mount_table import mount_at
 from backup_drive_addon.storage_error import StorageError
 from backup_drive_addon.system_tools import run_tool
+from backup_drive_server.mount_table import mount_at
 from backup_drive_server.settings import BACKUPS_FOLDER
 
 _LOGGER = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from backup_drive_addon.drive_probe import SYS_BLOCK, Partition, parent_disk, partitions_of, probe
-from backup_drive_addon.mount_table import MountEntry, read_mounts
 from backup_drive_addon.storage_error import StorageError
+from backup_drive_server.mount_table import MountEntry, read_mounts
 
 # Home Assistant OS names its own partitions like this; a disk holding one is the system disk.
 SYSTEM_LABEL_PREFIX = "hassos-"

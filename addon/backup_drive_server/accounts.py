@@ -94,3 +94,13 @@ class AccountBook:
     def __iter__(self):  # type: ignore[no-untyped-def]
         """Iterate over the accounts."""
         return iter(self._accounts.values())
+
+
+def log_read_only_refusal(
+    username: str, address: str, protocol: str, operation: str, path: str
+) -> None:
+    """Log a write refused to a read-only account, the same way for SFTP and WebDAV."""
+    _LOGGER.warning(
+        "Refused %s of %r for read-only account %s from %s (%s)",
+        operation, path, canonical_username(username), address, protocol,
+    )  # fmt: skip

@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from backup_drive_server.accounts import canonical_username
+
 _LOGGER = logging.getLogger(__name__)
 
 # A person who mistypes gets two immediate retries; a password guesser gets slower answers and
@@ -20,12 +22,14 @@ MAX_DELAY_SECONDS = 8.0
 
 @dataclass
 class _AddressRecord:
-    failures: list[float] = field(default_factory=list)
+    # (when, account tried): a good login clears only its own account's entries, so a guesser
+    # who also knows one password cannot reset the count by logging in with it now and then.
+    failures: list[tuple[float, str]] = field(default_factory=list)
     banned_until: float = 0.0
 
 
 class LoginGuard:
-    """Count failed logins per address; thread-safe (WebDAV runs in worker threads)."""
+    """Count failed logins per address and account; thread-safe (WebDAV runs in worker threads)."""
 
     def __init__(self) -> None:
         """Start with no failures recorded."""
@@ -43,8 +47,8 @@ class LoginGuard:
         now = time.monotonic()
         with self._lock:
             record = self._records.setdefault(address, _AddressRecord())
-            record.failures = [t for t in record.failures if now - t < FAILURE_WINDOW_SECONDS]
-            record.failures.append(now)
+            record.failures = [f for f in record.failures if now - f[0] < FAILURE_WINDOW_SECONDS]
+            record.failures.append((now, canonical_username(username)))
             count = len(record.failures)
             if count >= BAN_AFTER_FAILURES:
                 record.banned_until = now + BAN_SECONDS
@@ -59,9 +63,13 @@ class LoginGuard:
             return 0.0
         return float(min(2 ** (count - FREE_FAILURES - 1), MAX_DELAY_SECONDS))
 
-    def record_success(self, address: str) -> None:
-        """Forget the failures of `address` after a good login."""
+    def record_success(self, address: str, username: str) -> None:
+        """Forget the failures of `username` from `address` after its good login."""
+        account = canonical_username(username)
         with self._lock:
             record = self._records.get(address)
-            if record is not None and record.banned_until <= time.monotonic():
+            if record is None or record.banned_until > time.monotonic():
+                return
+            record.failures = [f for f in record.failures if f[1] != account]
+            if not record.failures:
                 del self._records[address]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from backup_drive_server import __version__
 from backup_drive_server.accounts import PASSWORD_FILE, AccountBook, load_homeassistant_password
+from backup_drive_server.cipher_choice import choose_ciphers
 from backup_drive_server.host_key import fingerprint, load_host_key
 from backup_drive_server.login_guard import LoginGuard
 from backup_drive_server.settings import (
@@ -26,6 +28,7 @@ from backup_drive_server.webdav_server import WebDAVServer, webdav_config
 _LOGGER = logging.getLogger(__name__)
 
 IO_THREADS = 8
+OPEN_FILES_WANTED = 65536
 
 
 def _url_host(bind: str) -> str:
@@ -42,6 +45,7 @@ async def serve(settings: ServerSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     settings.validate()
+    _raise_open_file_limit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage = StorageRoot(settings.storage, require_mount=settings.require_mount)
     storage.prepare()
@@ -63,7 +67,14 @@ async def serve(settings: ServerSettings) -> None:
         certfile=settings.webdav_certfile,
         keyfile=settings.webdav_keyfile,
     )
-    sftp = await start_sftp_server(context, host_key, settings.bind, settings.sftp_port)
+    ciphers = await asyncio.to_thread(choose_ciphers)
+    sftp = await start_sftp_server(
+        context,
+        host_key,
+        settings.bind,
+        settings.sftp_port,
+        encryption_algs=ciphers.encryption_algs,
+    )
     try:
         webdav.start()
     except BaseException:
@@ -84,19 +95,8 @@ async def serve(settings: ServerSettings) -> None:
         webdav.stop()
         raise
 
-    host = _url_host(settings.bind)
-    usage = storage.disk_usage()
-    _LOGGER.info("Backup Drive %s serving %s (%.1f GB free of %.1f GB)", __version__,
-                 storage.path, usage.free / 1e9, usage.total / 1e9)  # fmt: skip
-    _LOGGER.info("SFTP:   sftp://%s:%d/ (Home Assistant's backups in /%s)", host,
-                 settings.sftp_port, BACKUPS_FOLDER)  # fmt: skip
-    _LOGGER.info("WebDAV: %s://%s:%d/", webdav.scheme, host, settings.webdav_port)
-    _LOGGER.info("User %s, password in %s", HOMEASSISTANT_USER, settings.data_dir / PASSWORD_FILE)
-    for account in accounts:
-        if account.username != HOMEASSISTANT_USER:
-            _LOGGER.info("User %s (%s)", account.username,
-                         "read-only" if account.read_only else "read-write")  # fmt: skip
-    _LOGGER.info("SSH host key fingerprint: %s", fingerprint(host_key))
+    _log_where_to_connect(settings, storage, accounts, webdav.scheme, fingerprint(host_key))
+    _LOGGER.info("SSH ciphers offered: %s", ciphers.describe())
     _LOGGER.info("Backup Drive is ready")
 
     await stop.wait()
@@ -104,14 +104,13 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("Stopping: no new connections; transfers in flight get %.0f seconds",
                  SHUTDOWN_GRACE_SECONDS)  # fmt: skip
     sftp.close()
+    # Both servers (and the page) drain at the same time and each cuts its own connections off
+    # when the grace period ends, so none waits for another and the whole stop stays within one
+    # grace.
+    stopping = [asyncio.to_thread(webdav.stop), _stop_sftp_sessions(context)]
     if page is not None:
-        await asyncio.to_thread(page.stop)
-    # Both servers drain at the same time, so the whole stop stays within one grace period.
-    await asyncio.gather(asyncio.to_thread(webdav.stop), _wait_for_sftp_transfers(context))
-    for conn in list(context.connections):
-        conn.abort()
-    # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
-    await asyncio.sleep(0.2)
+        stopping.append(asyncio.to_thread(page.stop))
+    await asyncio.gather(*stopping)
     io_pool.shutdown(wait=True)
     removed = storage.discard_all_staging()
     if removed:
@@ -119,9 +118,48 @@ async def serve(settings: ServerSettings) -> None:
     _LOGGER.info("Stopped")
 
 
-async def _wait_for_sftp_transfers(context: SFTPContext) -> None:
+def _log_where_to_connect(
+    settings: ServerSettings,
+    storage: StorageRoot,
+    accounts: AccountBook,
+    webdav_scheme: str,
+    host_key_fingerprint: str,
+) -> None:
+    """Log the addresses, accounts and host key a person needs to connect."""
+    host = _url_host(settings.bind)
+    usage = storage.disk_usage()
+    _LOGGER.info("Backup Drive %s serving %s (%.1f GB free of %.1f GB)", __version__,
+                 storage.path, usage.free / 1e9, usage.total / 1e9)  # fmt: skip
+    _LOGGER.info("SFTP:   sftp://%s:%d/ (Home Assistant's backups in /%s)", host,
+                 settings.sftp_port, BACKUPS_FOLDER)  # fmt: skip
+    _LOGGER.info("WebDAV: %s://%s:%d/", webdav_scheme, host, settings.webdav_port)
+    _LOGGER.info("User %s, password in %s", HOMEASSISTANT_USER, settings.data_dir / PASSWORD_FILE)
+    for account in accounts:
+        if account.username != HOMEASSISTANT_USER:
+            _LOGGER.info("User %s (%s)", account.username,
+                         "read-only" if account.read_only else "read-write")  # fmt: skip
+    _LOGGER.info("SSH host key fingerprint: %s", host_key_fingerprint)
+
+
+def _raise_open_file_limit() -> None:
+    """Allow as many open files as the container permits.
+
+    The usual soft limit of 1,024 is less than the sessions and their capped handles
+    (sftp_limits.MAX_OPEN_HANDLES each) may hold; running out stops logins and WebDAV too.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WANTED
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, OPEN_FILES_WANTED), hard))
+
+
+async def _stop_sftp_sessions(context: SFTPContext) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
     # Only sessions with a file open are waited for; idle ones are closed straight away.
     while context.open_files > 0 and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
+    for conn in [*context.connections, *context.pending]:
+        conn.abort()
+    # Let the aborted sessions run their cleanup (which deletes unfinished uploads).
+    await asyncio.sleep(0.2)

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from backup_drive_server.accounts import AccountBook
+from backup_drive_server.accounts import AccountBook, canonical_username
 from backup_drive_server.login_guard import LoginGuard
+from backup_drive_server.settings import HOMEASSISTANT_USER
+from backup_drive_server.sftp_limits import install_sftp_limits
 from backup_drive_server.sftp_session import BackupDriveSFTPServer
 from backup_drive_server.storage_root import StorageRoot
 
@@ -19,17 +21,26 @@ _LOGGER = logging.getLogger(__name__)
 # SSH settings chosen for a backup target on a LAN: a short login window, keepalives that
 # notice a vanished client within two minutes, and a large channel window so that a single
 # stream is not throttled by round trips.
-LOGIN_TIMEOUT_SECONDS = 30
+# A LAN client finishes key exchange and login in well under a second; the window only bounds
+# how long an idle or stalling connection holds a slot before it is dropped.
+LOGIN_TIMEOUT_SECONDS = 10
 KEEPALIVE_INTERVAL_SECONDS = 30
 KEEPALIVE_COUNT_MAX = 4
 CHANNEL_WINDOW_BYTES = 16 * 1024 * 1024
 MAX_PACKET_BYTES = 256 * 1024
-# Only AES-GCM: it is one pass through OpenSSL, while asyncssh's chacha20-poly1305 makes several
-# Python-level calls per packet (about twice the server CPU per GiB, bench/README.md). Clients
-# choose from their own preference list, and OpenSSH's puts chacha20 and AES-CTR before GCM, so
-# offering those would make every OpenSSH client pick a slower cipher. Every maintained SSH
-# client supports AES-GCM (DOCS.md names the old ones that do not).
-ENCRYPTION_ALGS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+# Connections that have not logged in yet are capped apart from sessions, so sockets that never
+# authenticate cannot fill the session slots. When a cap is reached the oldest connection that
+# has not started to log in is dropped instead of refusing the new one: a flood of idle sockets
+# then only ever pushes out other idle sockets, never a client that is logging in. The built-in
+# account is never counted against the session cap, so Home Assistant always gets in.
+MAX_PENDING_PER_ADDRESS = 4
+MAX_PENDING = 16
+
+
+@dataclass
+class _PendingLogin:
+    address: str
+    username: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -42,6 +53,8 @@ class SFTPContext:
     io_pool: ThreadPoolExecutor
     max_connections: int
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+    # Connections not logged in yet, oldest first, with their address and login name once sent.
+    pending: dict[asyncssh.SSHServerConnection, _PendingLogin] = field(default_factory=dict)
     # Files open across all sessions: at shutdown, sessions with none are closed at once.
     open_files: int = 0
 
@@ -56,7 +69,7 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
         self._address = "unknown"
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        """Turn away banned addresses and connections over the cap at once."""
+        """Turn away banned addresses; make room among connections that have not logged in."""
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._address = str(peer[0]) if peer else "unknown"
@@ -64,22 +77,52 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
             _LOGGER.warning("Refused SFTP connection from %s: address banned", self._address)
             asyncio.get_running_loop().call_soon(conn.abort)
             return
-        if len(self._context.connections) >= self._context.max_connections:
-            _LOGGER.warning(
-                "Refused SFTP connection from %s: %d connections already open",
-                self._address, self._context.max_connections,
-            )  # fmt: skip
-            asyncio.get_running_loop().call_soon(conn.abort)
-            return
-        self._context.connections.add(conn)
+        pending = self._context.pending
+        same_address = [c for c, p in pending.items() if p.address == self._address]
+        if len(same_address) >= MAX_PENDING_PER_ADDRESS:
+            self._drop_oldest_idle(same_address, f"{MAX_PENDING_PER_ADDRESS} from one address")
+        if len(pending) >= MAX_PENDING:
+            self._drop_oldest_idle(list(pending), f"{MAX_PENDING} in all")
+        pending[conn] = _PendingLogin(self._address)
+
+    def _drop_oldest_idle(self, candidates: list[asyncssh.SSHServerConnection], cap: str) -> None:
+        pending = self._context.pending
+        idle = [conn for conn in candidates if pending[conn].username is None]
+        if not idle:
+            return  # everyone is logging in: the login timeout and the guard bound them
+        oldest = idle[0]
+        _LOGGER.warning(
+            "Dropped an SFTP connection from %s that had not started to log in: %s waiting",
+            pending.pop(oldest).address, cap,
+        )  # fmt: skip
+        oldest.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection."""
         if self._conn is not None:
             self._context.connections.discard(self._conn)
+            self._context.pending.pop(self._conn, None)
+
+    def auth_completed(self) -> None:
+        """Move the connection from the login queue to the sessions, within the cap."""
+        if self._conn is None:
+            return
+        self._context.pending.pop(self._conn, None)
+        username = canonical_username(str(self._conn.get_extra_info("username")))
+        connections = self._context.connections
+        if username != HOMEASSISTANT_USER and len(connections) >= self._context.max_connections:
+            _LOGGER.warning(
+                "Refused SFTP session of %s from %s: %d sessions already open",
+                username, self._address, self._context.max_connections,
+            )  # fmt: skip
+            asyncio.get_running_loop().call_soon(self._conn.abort)
+            return
+        connections.add(self._conn)
 
     def begin_auth(self, username: str) -> bool:
-        """Require authentication for everyone."""
+        """Require authentication for everyone; a connection logging in is no longer idle."""
+        if self._conn is not None and (login := self._context.pending.get(self._conn)):
+            login.username = canonical_username(username)
         return True
 
     def password_auth_supported(self) -> bool:
@@ -94,7 +137,7 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
             return False
         account = self._context.accounts.get(username)
         if account is not None and account.password_matches(password):
-            guard.record_success(self._address)
+            guard.record_success(self._address, account.username)
             _LOGGER.info("SFTP login as %s from %s", account.username, self._address)
             return True
         delay = guard.record_failure(self._address, "SFTP", username)
@@ -121,9 +164,15 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
 
 
 async def start_sftp_server(
-    context: SFTPContext, host_key: asyncssh.SSHKey, bind: str, port: int
+    context: SFTPContext,
+    host_key: asyncssh.SSHKey,
+    bind: str,
+    port: int,
+    *,
+    encryption_algs: list[str],
 ) -> asyncssh.SSHAcceptor:
-    """Listen for SFTP clients."""
+    """Listen for SFTP clients, offering only `encryption_algs` (cipher_choice.py picks them)."""
+    install_sftp_limits()
 
     def make_sftp_server(chan: asyncssh.SSHServerChannel[bytes]) -> BackupDriveSFTPServer:
         return BackupDriveSFTPServer(chan, context)
@@ -145,5 +194,5 @@ async def start_sftp_server(
         # Fewer, larger SSH packets: asyncssh's cost is per packet (decrypt call, buffer copy,
         # an ignore packet), so 256 KiB packets cut the server's CPU for large uploads.
         max_pktsize=MAX_PACKET_BYTES,
-        encryption_algs=ENCRYPTION_ALGS,
+        encryption_algs=encryption_algs,
     )

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import asyncssh
 from asyncssh import SFTPAttrs, SFTPName
 
+from backup_drive_server.accounts import log_read_only_refusal
 from backup_drive_server.staged_upload import (
     DRIVE_FULL_MESSAGE,
     StagedUpload,
     UploadNotSavedError,
-    is_staging_name,
     write_all_at,
 )
 from backup_drive_server.storage_root import OutsideStorageRootError, StorageUnavailableError
@@ -78,12 +78,16 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         super().__init__(chan)
         self._context = context
         self._storage = context.storage
-        username = str(chan.get_extra_info("username"))
-        account = context.accounts.get(username)
+        self._username = str(chan.get_extra_info("username"))
+        account = context.accounts.get(self._username)
         self._read_only = account is None or account.read_only
         peer = chan.get_extra_info("peername")
-        self._who = f"{username} from {peer[0] if peer else 'unknown'} (SFTP)"
+        self._address = str(peer[0]) if peer else "unknown"
+        self._who = f"{self._username} from {self._address} (SFTP)"
         self._files: set[_OpenFile] = set()
+        # Uploads this session has open, by final path: until they are closed, the final name
+        # answers for the upload to this session (sshfs stats a file right after creating it).
+        self._uploads: dict[Path, StagedUpload] = {}
 
     async def _in_thread[T](self, func: Callable[..., T], *args: object) -> T:
         """Run blocking file work in the I/O pool so one slow disk never stalls other clients."""
@@ -98,11 +102,17 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
             path.decode("utf-8", "surrogateescape"), follow_last=follow_last, who=self._who
         )
 
-    def _require_write(self, what: str) -> None:
+    def _require_write(self, what: str, path: bytes) -> None:
         if self._read_only:
+            client_path = path.decode("utf-8", "surrogateescape")
+            log_read_only_refusal(self._username, self._address, "SFTP", what, client_path)
             raise asyncssh.SFTPPermissionDenied(
                 f"Permission denied: this account is read-only ({what})"
             )
+
+    def _upload_at(self, local: Path) -> StagedUpload | None:
+        """Return this session's upload in progress to `local`, if any."""
+        return self._uploads.get(local)
 
     def map_path(self, path: bytes) -> bytes:
         """Map a client path into the storage root, refusing any way out."""
@@ -124,15 +134,22 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
         """Open a file; a new or truncated file is written under a temporary name."""
         if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND):
-            self._require_write("upload")
+            self._require_write("upload", path)
         opened = await self._in_thread(self._open, path, pflags, attrs)
         self._files.add(opened)
         self._context.open_files += 1
+        if opened.upload is not None:
+            self._uploads[opened.upload.final] = opened.upload
         return opened
 
     def _open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> _OpenFile:
         local = self._local(path)
         reading = bool(pflags & asyncssh.FXF_READ)
+        upload = self._upload_at(local)
+        if upload is not None and not pflags & asyncssh.FXF_TRUNC:
+            # A second handle on a file this session is still uploading (sshfs reopens it to
+            # read back or append): it shares the staged file, which becomes the final one.
+            return _OpenFile(os.open(upload.staging, self._reopen_flags(pflags)))
         if not pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND):
             fd = os.open(local, os.O_RDONLY)
             if stat.S_ISDIR(os.fstat(fd).st_mode):
@@ -155,6 +172,14 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         upload = StagedUpload(self._storage, local, who=self._who, mode=mode, readable=reading)
         return _OpenFile(upload.fd, upload)
 
+    @staticmethod
+    def _reopen_flags(pflags: int) -> int:
+        writing = pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND)
+        if not writing:
+            return os.O_RDONLY
+        access = os.O_RDWR if pflags & asyncssh.FXF_READ else os.O_WRONLY
+        return access | (os.O_APPEND if pflags & asyncssh.FXF_APPEND else 0)
+
     async def close(self, file_obj: object) -> None:
         """Close a file; a clean close moves an upload into place, an abort deletes it."""
         opened = _opened(file_obj)
@@ -164,6 +189,8 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         # asyncssh closes the files a vanished client left open before calling exit(); the
         # channel is already closing then, and that is what tells an abort from a clean close.
         aborted = self.channel.is_closing()
+        if opened.upload is not None and self._uploads.get(opened.upload.final) is opened.upload:
+            del self._uploads[opened.upload.final]
         await self._in_thread(self._finish, opened, aborted)
 
     @staticmethod
@@ -209,16 +236,18 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def stat(self, path: bytes) -> os.stat_result:
         """Return attributes, following symlinks (inside the root only)."""
-        return await self._in_thread(lambda: os.stat(self._local(path)))
+        return await self._in_thread(self._stat, path, True)
 
     async def lstat(self, path: bytes) -> os.stat_result:
         """Return attributes of a path itself."""
+        return await self._in_thread(self._stat, path, False)
 
-        def lstat_inside() -> os.stat_result:
-            self._local(path)  # a symlink pointing out is refused, not described
-            return os.lstat(self._local(path, follow_last=False))
-
-        return await self._in_thread(lstat_inside)
+    def _stat(self, path: bytes, follow: bool) -> os.stat_result:
+        local = self._local(path)  # a symlink pointing out is refused, not described
+        upload = self._upload_at(local)
+        if upload is not None:
+            return os.stat(upload.staging)
+        return os.stat(local) if follow else os.lstat(self._local(path, follow_last=False))
 
     async def fstat(self, file_obj: object) -> os.stat_result:
         """Return attributes of an open file."""
@@ -226,8 +255,14 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Change size, permissions or times of a path."""
-        self._require_write("setstat")
-        await self._in_thread(lambda: self._apply_attrs(self._local(path), attrs))
+        self._require_write("setstat", path)
+
+        def apply_to_path() -> None:
+            local = self._local(path)
+            upload = self._upload_at(local)
+            self._apply_attrs(upload.staging if upload is not None else local, attrs)
+
+        await self._in_thread(apply_to_path)
 
     async def lsetstat(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Change attributes without following a final symlink (same as setstat here)."""
@@ -237,7 +272,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         """Change attributes of an open file."""
         opened = _opened(file_obj)
         if opened.upload is None:
-            self._require_write("setstat")
+            self._require_write("setstat", b"(open file)")
         await self._in_thread(self._apply_attrs, opened.fd, attrs)
 
     @staticmethod
@@ -254,7 +289,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
             os.utime(target, (attrs.atime, attrs.mtime))
 
     async def scandir(self, path: bytes) -> AsyncIterator[SFTPName]:
-        """List a folder (hidden temporary upload names are left out)."""
+        """List a folder (the folder of uploads in progress is left out)."""
         entries = await self._in_thread(self._list, path)
         for name, attrs in entries:
             yield SFTPName(name, attrs=attrs)
@@ -267,7 +302,7 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
         ]
         with os.scandir(local) as scan:
             for entry in scan:
-                if is_staging_name(entry.name):
+                if self._storage.hides(local, entry.name):
                     continue
                 attrs = SFTPAttrs.from_local(entry.stat(follow_symlinks=False))
                 entries.append((os.fsencode(entry.name), attrs))
@@ -275,29 +310,29 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     async def remove(self, path: bytes) -> None:
         """Delete a file (or a symlink itself)."""
-        self._require_write("remove")
+        self._require_write("remove", path)
         await self._in_thread(lambda: os.remove(self._local(path, follow_last=False)))
 
     async def mkdir(self, path: bytes, attrs: SFTPAttrs) -> None:
         """Create a folder."""
-        self._require_write("mkdir")
+        self._require_write("mkdir", path)
         await self._in_thread(
             lambda: os.mkdir(self._local(path), (attrs.permissions or 0o755) & 0o777)
         )
 
     async def rmdir(self, path: bytes) -> None:
         """Delete an empty folder."""
-        self._require_write("rmdir")
+        self._require_write("rmdir", path)
         await self._in_thread(lambda: os.rmdir(self._local(path, follow_last=False)))
 
     async def rename(self, oldpath: bytes, newpath: bytes) -> None:
         """Rename without replacing (SFTP v3 semantics)."""
-        self._require_write("rename")
+        self._require_write("rename", oldpath)
         await self._in_thread(self._rename, oldpath, newpath, False)
 
     async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         """Rename, replacing the target atomically (posix-rename@openssh.com)."""
-        self._require_write("rename")
+        self._require_write("rename", oldpath)
         await self._in_thread(self._rename, oldpath, newpath, True)
 
     def _rename(self, oldpath: bytes, newpath: bytes, replace: bool) -> None:
@@ -314,12 +349,12 @@ class BackupDriveSFTPServer(asyncssh.SFTPServer):
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         """Refuse: links could point out of the drive, and FAT and exFAT have none."""
-        self._require_write("symlink")
+        self._require_write("symlink", newpath)
         raise asyncssh.SFTPOpUnsupported("Links are not supported on the backup drive")
 
     def link(self, oldpath: bytes, newpath: bytes) -> None:
         """Refuse hard links too."""
-        self._require_write("link")
+        self._require_write("link", newpath)
         raise asyncssh.SFTPOpUnsupported("Links are not supported on the backup drive")
 
     async def statvfs(self, path: bytes) -> os.statvfs_result:

@@ -1,12 +1,10 @@
-"""Stage an upload under a hidden name and rename it into place only when it is complete."""
+"""Stage an upload in a hidden folder and rename it into place only when it is complete."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
-import re
-import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,23 +14,12 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-# `.<final name>.partial-<8 hex digits>`: hidden from listings by both servers, removed at start
-# and stop. The integration names its own temporary uploads to match, so that a half-written
-# backup stays hidden whichever side staged it.
-STAGING_NAME_PATTERN = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
-# The same names as a shell glob, for wsgidav's directory browser.
-STAGING_NAME_GLOB = ".*.partial-*"
+# Uploads in progress live in this folder at the top of the storage root (one filesystem, so the
+# final rename stays atomic) under random names. Both servers hide it and refuse every path into
+# it, so no name a user chooses can collide with an upload's, and every name the filesystem
+# accepts can be uploaded (a suffix on the final name would push long names over 255 bytes).
+STAGING_FOLDER = ".backup-drive-staging"
 DRIVE_FULL_MESSAGE = "The backup drive is full: free some space and try again"
-
-
-def is_staging_name(name: str) -> bool:
-    """Return whether `name` is the temporary name of an upload in progress."""
-    return STAGING_NAME_PATTERN.match(name) is not None
-
-
-def staging_name_for(final_name: str) -> str:
-    """Return a fresh hidden temporary name for an upload that will be called `final_name`."""
-    return f".{final_name}.partial-{secrets.token_hex(4)}"
 
 
 def write_all_at(fd: int, offset: int, data: bytes | memoryview) -> int:
@@ -50,11 +37,11 @@ class UploadNotSavedError(Exception):
 
 
 class StagedUpload:
-    """One upload: written under a hidden name, published by commit(), removed by discard().
+    """One upload: written in the staging folder, published by commit(), removed by discard().
 
     The failure rules of both servers live here: a failed write makes the upload unpublishable,
     commit() flushes to the drive before the atomic rename, and whatever goes wrong on the way
-    leaves nothing behind, neither at the hidden name nor at the final one.
+    leaves nothing behind, neither in the staging folder nor at the final name.
     """
 
     def __init__(
@@ -66,7 +53,7 @@ class StagedUpload:
         mode: int = 0o666,
         readable: bool = False,
     ) -> None:
-        """Create the hidden file next to `final` (mode as for open(), so the umask applies)."""
+        """Create the staged file for `final` (mode as for open(), so the umask applies)."""
         if not final.parent.is_dir():
             raise FileNotFoundError(errno.ENOENT, "No such folder", str(final.parent))
         self.final = final
@@ -76,7 +63,7 @@ class StagedUpload:
         self._appended = 0
         self._fd_open = True
         self._finished = False
-        self.staging = storage.new_staging_path(final)
+        self.staging = storage.new_staging_path()
         access = os.O_RDWR if readable else os.O_WRONLY
         try:
             self.fd = os.open(self.staging, access | os.O_CREAT | os.O_EXCL, mode)

@@ -1,16 +1,18 @@
-"""The storage root both servers share: the path jail, staging names and free space."""
+"""The storage root both servers share: the path jail, the staging folder and free space."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import threading
 import time
 from pathlib import Path
 
+from backup_drive_server.mount_table import mount_at
 from backup_drive_server.settings import BACKUPS_FOLDER
-from backup_drive_server.staged_upload import is_staging_name, staging_name_for
+from backup_drive_server.staged_upload import STAGING_FOLDER
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,37 +26,53 @@ class StorageUnavailableError(OSError):
 
 
 class StorageRoot:
-    """Map client paths into one folder and stage uploads next to their final name."""
+    """Map client paths into one folder and stage uploads in a hidden folder inside it."""
 
     def __init__(self, root: Path, *, require_mount: bool = False) -> None:
         """Serve `root`; with `require_mount`, refuse I/O unless a filesystem is mounted there."""
         self.path = Path(os.path.realpath(root))
+        self.staging_folder = self.path / STAGING_FOLDER
         self.require_mount = require_mount
         self._staging_lock = threading.Lock()
         self._staging: set[Path] = set()
         self._unavailable_logged_at = -60.0
 
     def prepare(self) -> None:
-        """Create the root and the backups folder, and remove uploads a crash left behind."""
+        """Create the root, the backups folder and the staging folder; empty the staging folder."""
         if self.require_mount:
             self.check_available()
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / BACKUPS_FOLDER).mkdir(exist_ok=True)
-        for folder, _dirs, files in os.walk(self.path):
-            for name in files:
-                if is_staging_name(name):
-                    leftover = Path(folder, name)
-                    leftover.unlink(missing_ok=True)
-                    _LOGGER.warning("Removed an unfinished upload left by a crash: %s", leftover)
+        self.staging_folder.mkdir(mode=0o700, exist_ok=True)
+        # Whatever is left here is an upload a crash or a power cut interrupted.
+        with os.scandir(self.staging_folder) as leftovers:
+            for entry in leftovers:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                _LOGGER.warning("Removed an unfinished upload left by a crash: %s", entry.path)
+
+    def hides(self, folder: str | Path, name: str) -> bool:
+        """Return whether listings of `folder` leave `name` out (the staging folder)."""
+        return name == STAGING_FOLDER and Path(folder) == self.path
 
     def check_available(self) -> None:
         """Raise StorageUnavailableError when the drive is not mounted at the root."""
-        if self.require_mount and not os.path.ismount(self.path):
+        if self.require_mount and not self._mounted():
             self._log_unavailable()
             raise StorageUnavailableError(
                 f"The backup drive is not mounted at {self.path} (unplugged?). Reconnect it and "
                 "restart the add-on."
             )
+
+    def _mounted(self) -> bool:
+        # A drive mounted at the root has its own device, which ismount sees with two stats. A
+        # bind mount of a folder on the same filesystem (a folder of /share in folder mode) has
+        # its parent's device, so ismount says no: then the kernel's mount table decides. Asked
+        # on every request, never cached: a write in the moment after an unplug would land on
+        # the container's own disk.
+        return os.path.ismount(self.path) or mount_at(self.path) is not None
 
     def _log_unavailable(self) -> None:
         # Every request would log it; once a minute tells the user without flooding the log.
@@ -92,6 +110,9 @@ class StorageRoot:
             real = os.path.join(os.path.realpath(candidate.parent), candidate.name)
         if real != str(self.path) and not real.startswith(f"{self.path}{os.sep}"):
             self._refuse(client_path, who)
+        staging = str(self.staging_folder)
+        if real == staging or real.startswith(f"{staging}{os.sep}"):
+            self._refuse_staging(client_path, who)
         return Path(real)
 
     def client_path(self, local: Path) -> str:
@@ -106,9 +127,20 @@ class StorageRoot:
             f"Permission denied: {client_path!r} leads outside the storage root"
         )
 
-    def new_staging_path(self, final: Path) -> Path:
-        """Reserve a hidden temporary name next to `final` for an upload."""
-        staging = final.with_name(staging_name_for(final.name))
+    def _refuse_staging(self, client_path: str, who: str) -> None:
+        _LOGGER.warning("Refused %r for %s: the folder %s holds uploads in progress",
+                        client_path, who or "a client", STAGING_FOLDER)  # fmt: skip
+        raise OutsideStorageRootError(
+            f"Permission denied: {STAGING_FOLDER} is reserved for uploads in progress"
+        )
+
+    def new_staging_path(self) -> Path:
+        """Reserve a fresh name in the staging folder for an upload."""
+        # Made again if someone removed it from the host while the server was running, but
+        # never on the container's own disk while the drive is gone.
+        self.check_available()
+        self.staging_folder.mkdir(mode=0o700, exist_ok=True)
+        staging = self.staging_folder / f"{secrets.token_hex(8)}.upload"
         with self._staging_lock:
             self._staging.add(staging)
         return staging

@@ -14,7 +14,7 @@ from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from backup_drive_server.accounts import AccountBook, canonical_username
+from backup_drive_server.accounts import AccountBook, canonical_username, log_read_only_refusal
 from backup_drive_server.login_guard import LoginGuard
 
 _LOGGER = logging.getLogger(__name__)
@@ -95,22 +95,23 @@ class LoginGuardMiddleware(BaseMiddleware):  # type: ignore[misc]
                 [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
             )
             return [body]
-        sent_credentials = "HTTP_AUTHORIZATION" in environ
-        status_holder: list[str] = []
+        credentials = environ.get("HTTP_AUTHORIZATION")
+        user = _authorization_user(credentials) if credentials else ""
+        refused: list[bool] = []
 
         def watching_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            status_holder.append(status)
+            # wsgidav starts most answers only while the body is iterated, after this
+            # middleware has returned, so a good login is recorded here, when its status is set.
+            if credentials and not refused and not status.startswith("401"):
+                self._guard.record_success(address, user)
+            refused.append(status.startswith("401"))
             return start_response(status, headers, exc_info)
 
         result = self.next_app(environ, watching_start_response)
-        if sent_credentials and status_holder:
-            if status_holder[0].startswith("401"):
-                user = _authorization_user(environ["HTTP_AUTHORIZATION"])
-                delay = self._guard.record_failure(address, "WebDAV", user)
-                if delay:
-                    time.sleep(delay)  # a cheroot worker thread: only this client waits
-            else:
-                self._guard.record_success(address)
+        if credentials and refused and refused[0]:
+            delay = self._guard.record_failure(address, "WebDAV", user)
+            if delay:
+                time.sleep(delay)  # a cheroot worker thread: only this client waits
         return result  # type: ignore[no-any-return]
 
 
@@ -149,8 +150,13 @@ class ReadOnlyMiddleware(BaseMiddleware):  # type: ignore[misc]
             and account.read_only
             and environ["REQUEST_METHOD"].upper() in WRITE_METHODS
         ):
-            _LOGGER.info("Refused %s %s for read-only %s", environ["REQUEST_METHOD"],
-                         environ.get("PATH_INFO"), describe_client(environ))  # fmt: skip
+            log_read_only_refusal(
+                account.username,
+                client_address(environ),
+                "WebDAV",
+                environ["REQUEST_METHOD"].upper(),
+                str(environ.get("PATH_INFO") or "/"),
+            )
             body = b"Permission denied: this account is read-only.\n"
             start_response(
                 "403 Forbidden",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,10 +36,8 @@ from backup_drive_server.login_guard import LoginGuard
 from backup_drive_server.settings import SHUTDOWN_GRACE_SECONDS
 from backup_drive_server.staged_upload import (
     DRIVE_FULL_MESSAGE,
-    STAGING_NAME_GLOB,
     StagedUpload,
     UploadNotSavedError,
-    is_staging_name,
 )
 from backup_drive_server.storage_root import (
     OutsideStorageRootError,
@@ -60,6 +60,9 @@ _LOGGER = logging.getLogger(__name__)
 BLOCK_SIZE = 1024 * 1024
 QUOTA_AVAILABLE = "{DAV:}quota-available-bytes"
 QUOTA_USED = "{DAV:}quota-used-bytes"
+# Left out of the HTML listing only (WebDAV clients still see them): macOS and Windows litter,
+# and every dot-file, which is where the integration writes an archive before renaming it.
+HTML_LISTING_IGNORED = [".*", "Thumbs.db"]
 
 
 def _storage_error(err: OSError) -> Exception:
@@ -144,8 +147,10 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
     """A folder that hides unfinished uploads and reports the drive's free space."""
 
     def get_member_names(self) -> list[str]:
-        """List members, leaving out temporary upload names."""
-        return [name for name in super().get_member_names() if not is_staging_name(name)]
+        """List members, leaving out the folder of uploads in progress."""
+        storage: StorageRoot = self.provider.storage
+        names: list[str] = super().get_member_names()
+        return [name for name in names if not storage.hides(self._file_path, name)]
 
     def create_empty_resource(self, name: str) -> Any:
         """Create a lock-null file for LOCK, but nothing on disk yet for PUT."""
@@ -236,7 +241,7 @@ def webdav_config(
         "block_size": BLOCK_SIZE,
         "dir_browser": {
             "enable": True,
-            "ignore": [".DS_Store", "._*", "Thumbs.db", STAGING_NAME_GLOB],
+            "ignore": HTML_LISTING_IGNORED,
             "response_trailer": f"Backup Drive {__version__}",
             "show_user": True,
             "davmount": True,
@@ -315,7 +320,22 @@ class WebDAVServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, close connections and join the worker threads."""
-        self._server.stop()
+        """Stop accepting; after the grace period close every connection in both directions.
+
+        cheroot's own force-close only shuts the read side and then waits for the worker, which
+        stays blocked in send() to a client that stopped reading until the 60 s socket timeout.
+        """
+        # cheroot empties its list of workers while stopping, so it is copied first; a worker's
+        # `conn` is the connection it is serving (None when idle).
+        workers = list(self._server.requests._threads)
+        stopping = threading.Thread(target=self._server.stop, name="webdav-stop", daemon=True)
+        stopping.start()
+        stopping.join(SHUTDOWN_GRACE_SECONDS)
+        for worker in workers:
+            conn = worker.conn
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.socket.shutdown(socket.SHUT_RDWR)
+        stopping.join(SHUTDOWN_GRACE_SECONDS)
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=SHUTDOWN_GRACE_SECONDS)

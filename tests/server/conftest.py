@@ -16,6 +16,7 @@ from typing import Any
 import asyncssh
 import pytest
 
+from backup_drive_server.staged_upload import STAGING_FOLDER
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option
 from tests.peers import require_tool
 from tests.ssh_keys import generate_key_pair
@@ -157,8 +158,12 @@ async def connect(
     password: str | None = None,
     key: Path | None = None,
     local_addr: tuple[str, int] | None = None,
+    encryption_algs: tuple[str, ...] = (),
 ) -> asyncssh.SSHClientConnection:
-    """Open an SSH connection with exactly one way to authenticate (password or key)."""
+    """Open an SSH connection with exactly one way to authenticate (password or key).
+
+    `encryption_algs` replaces the client's cipher preference (empty: asyncssh's default).
+    """
     return await asyncssh.connect(
         "127.0.0.1",
         target.sftp_port,
@@ -170,6 +175,7 @@ async def connect(
         agent_path=None,
         config=None,
         local_addr=local_addr,
+        encryption_algs=encryption_algs,
         connect_timeout=60,
     )
 
@@ -247,9 +253,10 @@ def destination(target: BackupTarget, path: str) -> dict[str, str]:
     return {"Destination": f"http://127.0.0.1:{target.webdav_port}{path}"}
 
 
-def partial_files(root: Path) -> list[Path]:
-    """List every temporary upload file (`.<name>.partial-<random>`) anywhere under root."""
-    return sorted(path for path in root.rglob(".*.partial-*"))
+def partial_files(storage: Path) -> list[Path]:
+    """List the uploads in progress: the files in the storage root's staging folder."""
+    staging = storage / STAGING_FOLDER
+    return sorted(staging.iterdir()) if staging.is_dir() else []
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> bool:

@@ -17,11 +17,6 @@ from tests.server.conftest import Accounts, connect, dav, eventually, partial_fi
 CHUNK = os.urandom(1024 * 1024)
 
 
-def temp_files_for(folder: Path, name: str) -> list[Path]:
-    """List the temporary upload files for `name` in folder."""
-    return [path for path in partial_files(folder) if path.name.startswith(f".{name}.partial-")]
-
-
 def upload_destination(backups: Path, existing: bytes | None) -> Path:
     """Return the path the aborted uploads aim at, holding `existing` first unless it is None."""
     final = backups / "upload.tar"
@@ -48,7 +43,7 @@ async def test_aborted_sftp_upload_leaves_nothing(
         handle = await sftp.open("/backups/upload.tar", "wb")
         for _ in range(3):
             await handle.write(CHUNK)
-        assert await eventually(lambda: bool(temp_files_for(backups, "upload.tar")))
+        assert await eventually(lambda: bool(partial_files(target.storage)))
         # Still writing: the name holds the old content (or nothing), never a partial file.
         assert content_of(final) == existing
     finally:
@@ -74,7 +69,7 @@ async def test_sftp_upload_appears_only_when_closed(
         async with sftp.open("/backups/complete.tar", "wb") as handle:
             for _ in range(2):
                 await handle.write(CHUNK)
-            assert temp_files_for(backups, "complete.tar")
+            assert partial_files(target.storage)
             assert not (backups / "complete.tar").exists()
         assert (backups / "complete.tar").read_bytes() == CHUNK * 2
         assert partial_files(target.storage) == []
@@ -109,9 +104,7 @@ def test_aborted_webdav_put_leaves_nothing(
     final = upload_destination(backups, existing)
     sock = start_raw_put(target, accounts, "/backups/upload.tar", 50 * len(CHUNK))
     try:
-        assert wait_until(lambda: bool(temp_files_for(backups, "upload.tar"))), list(
-            backups.iterdir()
-        )
+        assert wait_until(lambda: bool(partial_files(target.storage))), list(backups.iterdir())
         assert content_of(final) == existing
     finally:
         sock.close()
@@ -126,7 +119,7 @@ def test_aborted_webdav_put_with_reset_leaves_nothing(
     backups = target.storage / "backups"
     sock = start_raw_put(target, accounts, "/backups/reset.tar", 50 * len(CHUNK))
     try:
-        assert wait_until(lambda: bool(temp_files_for(backups, "reset.tar")))
+        assert wait_until(lambda: bool(partial_files(target.storage)))
     finally:
         # SO_LINGER 0 turns close() into a TCP reset instead of an orderly end of stream.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -155,7 +148,7 @@ def test_aborted_chunked_webdav_put_leaves_nothing(
             sock.sendall(f"{len(CHUNK):x}\r\n".encode() + CHUNK + b"\r\n")
         # Half a chunk, then the client goes away without the terminating zero-size chunk.
         sock.sendall(f"{len(CHUNK):x}\r\n".encode() + CHUNK[: len(CHUNK) // 2])
-        assert wait_until(lambda: bool(temp_files_for(backups, "chunked.tar")))
+        assert wait_until(lambda: bool(partial_files(target.storage)))
     assert wait_until(lambda: not partial_files(target.storage)), partial_files(target.storage)
     assert not (backups / "chunked.tar").exists()
 
@@ -178,7 +171,7 @@ async def test_concurrent_uploads_to_one_name_never_mix(
             piece = slice(part * len(CHUNK) // 4, (part + 1) * len(CHUNK) // 4)
             await first_file.write(first_payload[piece])
             await second_file.write(second_payload[piece])
-        assert len(temp_files_for(backups, "same.tar")) == 2
+        assert len(partial_files(target.storage)) == 2
         await first_file.close()
         assert (backups / "same.tar").read_bytes() == first_payload
         await second_file.close()
@@ -195,17 +188,26 @@ async def test_download_during_an_upload_sees_the_previous_file(
     alice = accounts.alice
     async with (
         await connect(target, alice.username, key=alice.private_key) as conn,
+        await connect(target, alice.username, password=alice.password) as other_conn,
         conn.start_sftp_client() as sftp,
+        other_conn.start_sftp_client() as other_sftp,
         sftp.open("/backups/busy.tar", "wb") as upload,
     ):
         await upload.write(CHUNK[:1000])
-        async with sftp.open("/backups/busy.tar", "rb") as download:
+        # Another session and WebDAV see the previous file until the upload is closed.
+        async with other_sftp.open("/backups/busy.tar", "rb") as download:
             # asyncssh types read() as str | bytes; a binary-mode file returns bytes.
             seen: str | bytes = await download.read()
             assert seen == previous
+        assert (await other_sftp.stat("/backups/busy.tar")).size == len(previous)
         webdav = await asyncio.to_thread(
             dav, target, "GET", "/backups/busy.tar", auth=(alice.username, alice.password)
         )
         assert webdav.body == previous
+        # The uploading session sees what it is writing, as a file system mount expects.
+        assert (await sftp.stat("/backups/busy.tar")).size == 1000
+        async with sftp.open("/backups/busy.tar", "rb") as read_back:
+            written: str | bytes = await read_back.read()
+            assert written == CHUNK[:1000]
         await upload.write(CHUNK[1000:])
     assert (backups / "busy.tar").read_bytes() == CHUNK

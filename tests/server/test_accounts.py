@@ -125,6 +125,8 @@ async def test_read_only_account_is_refused_every_sftp_write(
             await sftp.symlink("/backups/existing.tar", "/backups/link")
         assert await listed(sftp, "/backups") == ["existing.tar", "folder"]
     assert tree_snapshot(target.storage) == before
+    assert await eventually(lambda: len(refusals(target, "SFTP")) > len(attempts)), target.log
+    assert_refusals_logged_alike(target, "SFTP", accounts.bob.password)
 
 
 def test_read_only_account_is_refused_every_webdav_write(
@@ -159,6 +161,26 @@ def test_read_only_account_is_refused_every_webdav_write(
         response = dav(target, method, path, auth=bob, headers=headers, body=body)
         assert response.status == 403, f"read-only {method} {path}: {response.status}"
     assert tree_snapshot(target.storage) == before
+    assert len(refusals(target, "WebDAV")) == len(attempts), target.log
+    assert_refusals_logged_alike(target, "WebDAV", accounts.bob.password)
+
+
+def refusals(target: BackupTarget, protocol: str) -> list[str]:
+    """Return the log lines of writes refused to bob over `protocol`."""
+    return [
+        line
+        for line in target.log.splitlines()
+        if "for read-only account bob from 127.0.0.1" in line and f"({protocol})" in line
+    ]
+
+
+def assert_refusals_logged_alike(target: BackupTarget, protocol: str, password: str) -> None:
+    """Assert every refusal names account, address, operation and path, at WARNING, no password."""
+    for line in refusals(target, protocol):
+        assert "WARNING" in line, line
+        assert "Refused " in line, line
+        assert "'/backups/" in line, line
+    assert password not in target.log
 
 
 def test_digest_auth_with_curl(target: BackupTarget, accounts: Accounts) -> None:
@@ -310,3 +332,64 @@ async def test_failures_from_both_protocols_add_up(
             )
     assert await eventually(lambda: "banned" in target.log), target.log
     assert not await sftp_login_works(target, alice.username, alice.password, "127.0.0.1")
+
+
+async def login_works(
+    protocol: str, target: BackupTarget, username: str, password: str, address: str = "127.0.0.1"
+) -> bool:
+    """Try one password login over `protocol` ("sftp" or "webdav"); return whether it got in."""
+    if protocol == "sftp":
+        return await sftp_login_works(target, username, password, address)
+    return await asyncio.to_thread(webdav_login_works, target, username, password, address)
+
+
+@pytest.fixture(params=["sftp", "webdav"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    """Run a test over SFTP and again over WebDAV: the login guard is shared."""
+    return str(request.param)
+
+
+async def refused_logins(protocol: str, target: BackupTarget, username: str, count: int) -> None:
+    """Try `count` wrong passwords for `username`, asserting each is refused."""
+    for _ in range(count):
+        assert not await login_works(protocol, target, username, "wrong")
+
+
+async def test_five_failures_still_let_the_right_password_in_and_the_sixth_bans(
+    protocol: str, target: BackupTarget, accounts: Accounts
+) -> None:
+    alice = accounts.alice
+    await refused_logins(protocol, target, alice.username, FAILURES_BEFORE_BAN - 1)
+    assert "banned" not in target.log
+    # Another account's good login neither meets a ban nor forgives alice's failures.
+    assert await login_works(protocol, target, HOMEASSISTANT_USER, target.password)
+    assert not await login_works(protocol, target, alice.username, "wrong")
+    assert await eventually(lambda: "banned" in target.log), target.log
+    assert not await login_works(protocol, target, HOMEASSISTANT_USER, target.password)
+
+
+async def test_a_good_login_as_another_account_does_not_reset_the_count(
+    protocol: str, target: BackupTarget, accounts: Accounts
+) -> None:
+    # The attack: two guesses at homeassistant, then one login with a password the guesser
+    # knows, over and over. Only alice's own failures are forgiven by alice's login.
+    alice = accounts.alice
+    for round_number in range(FAILURES_BEFORE_BAN // 2):
+        await refused_logins(protocol, target, HOMEASSISTANT_USER, 2)
+        if round_number < FAILURES_BEFORE_BAN // 2 - 1:
+            assert await login_works(protocol, target, alice.username, alice.password)
+    assert await eventually(lambda: "banned" in target.log), target.log
+    assert not await login_works(protocol, target, alice.username, alice.password)
+
+
+async def test_a_good_login_forgives_only_that_accounts_failures(
+    protocol: str, target: BackupTarget, accounts: Accounts
+) -> None:
+    name, password = accounts.alice.username, accounts.alice.password
+    for _attempt in range(FAILURES_BEFORE_BAN - 1):
+        assert not await login_works(protocol, target, name, "typo")
+    # alice finally types it right: her five failures are forgiven, so one more typo is no ban.
+    assert await login_works(protocol, target, name, password)
+    assert not await login_works(protocol, target, name, "typo")
+    assert await login_works(protocol, target, name, password)
+    assert "banned" not in target.log

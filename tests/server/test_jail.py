@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from backup_drive_server.staged_upload import STAGING_FOLDER
 from tests.backup_target import BackupTarget
 from tests.server.conftest import (
     LOCK_EXCLUSIVE,
@@ -44,10 +45,12 @@ class Escapes:
 def escapes(tmp_path: Path) -> Escapes:
     """Make storage/escape -> a sibling folder, storage/etc -> /etc and file links out of root.
 
-    The links are made on disk before the server starts, as a user with shell access might.
+    The links are made on disk before the server starts, as a user with shell access might. The
+    sibling's name starts with the storage root's (`storage-other`, like `/mnt/backup_drive2`
+    next to `/mnt/backup_drive`), so a jail that compares path prefixes as plain strings fails.
     """
     storage = tmp_path / "storage"
-    outside = tmp_path / "outside"
+    outside = tmp_path / "storage-other"
     storage.mkdir()
     outside.mkdir()
     secret = f"secret {uuid.uuid4()}\n".encode()
@@ -55,7 +58,7 @@ def escapes(tmp_path: Path) -> Escapes:
     (storage / "escape").symlink_to(outside)
     (storage / "etc").symlink_to("/etc")
     (storage / "file-link").symlink_to(outside / "secret.txt")
-    (storage / "relative-link").symlink_to("../outside/secret.txt")
+    (storage / "relative-link").symlink_to("../storage-other/secret.txt")
     (storage / "hostname-link").symlink_to("/etc/hostname")
     return Escapes(storage, outside, secret)
 
@@ -294,3 +297,30 @@ def test_webdav_writes_through_dotdot_are_refused(
     escapes.assert_outside_untouched()
     assert (escapes.storage / "backups" / "into-root.txt").read_text() == "inside"
     assert not (escapes.storage / "stolen.txt").exists()
+
+
+async def test_sftp_cannot_reach_the_staging_folder(target: BackupTarget, tmp_path: Path) -> None:
+    local = tmp_path / "local.txt"
+    local.write_text("must not land among uploads in progress")
+    async with sftp_client(target) as sftp:
+        assert STAGING_FOLDER not in await sftp.listdir("/")
+        for path in (f"/{STAGING_FOLDER}", f"/backups/../{STAGING_FOLDER}"):
+            await assert_sftp_refused(sftp, "listdir", path)
+            await assert_sftp_refused(sftp, "stat", path)
+            await assert_sftp_refused(sftp, "rmdir", path)
+        await assert_sftp_refused(sftp, "put", str(local), f"/{STAGING_FOLDER}/planted")
+        await assert_sftp_refused(sftp, "rename", "/backups", f"/{STAGING_FOLDER}/backups")
+    assert list((target.storage / STAGING_FOLDER).iterdir()) == []
+
+
+def test_webdav_cannot_reach_the_staging_folder(target: BackupTarget, accounts: Accounts) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    root = dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "1"})
+    assert root.status == 207
+    assert STAGING_FOLDER not in root.text
+    page = dav(target, "GET", "/", auth=alice, headers={"Accept": "text/html"})
+    assert STAGING_FOLDER not in page.text
+    for method, body in (("PROPFIND", b""), ("GET", b""), ("PUT", b"planted"), ("DELETE", b"")):
+        response = dav(target, method, f"/{STAGING_FOLDER}/planted", auth=alice, body=body)
+        assert response.status == 403, f"{method}: {response.status}"
+    assert list((target.storage / STAGING_FOLDER).iterdir()) == []

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from backup_drive_server.staged_upload import (
+    STAGING_FOLDER,
     StagedUpload,
     UploadNotSavedError,
-    is_staging_name,
-    staging_name_for,
 )
 from backup_drive_server.storage_root import StorageRoot
 
@@ -30,24 +29,42 @@ def names_in(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
 
 
-def test_staging_names_are_recognised() -> None:
-    name = staging_name_for("backup.tar")
-    assert is_staging_name(name)
-    assert name.startswith(".backup.tar.partial-")
-    assert not is_staging_name("backup.tar")
-    assert not is_staging_name(".backup.tar")
-
-
 def test_commit_publishes_under_the_final_name(storage: StorageRoot) -> None:
     final = storage.path / "backups" / "backup.tar"
     upload = StagedUpload(storage, final, who="test")
     upload.append(b"first ")
     upload.append(b"second")
-    assert names_in(final.parent) == [upload.staging.name]
+    assert upload.staging.parent == storage.path / STAGING_FOLDER
+    assert names_in(final.parent) == []
     upload.commit(expected_size=12)
     assert final.read_bytes() == b"first second"
     assert names_in(final.parent) == ["backup.tar"]
+    assert names_in(storage.path / STAGING_FOLDER) == []
     assert storage.discard_all_staging() == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [".x.partial-0123abcd", "n" * 255, ".backup.tar.partial-deadbeef", "é" * 127],
+    ids=["staging-like", "255-bytes", "old-pattern", "254-bytes-utf8"],
+)
+def test_every_name_the_filesystem_accepts_can_be_uploaded(storage: StorageRoot, name: str) -> None:
+    final = storage.path / "backups" / name
+    upload = StagedUpload(storage, final, who="test")
+    upload.append(b"kept")
+    upload.commit(expected_size=4)
+    assert final.read_bytes() == b"kept"
+    # A user's file that looks like an upload in progress survives the next start.
+    StorageRoot(storage.path).prepare()
+    assert final.read_bytes() == b"kept"
+
+
+def test_start_empties_the_staging_folder(storage: StorageRoot) -> None:
+    leftover = storage.path / STAGING_FOLDER / "0123456789abcdef.upload"
+    leftover.write_bytes(b"interrupted by a power cut")
+    StorageRoot(storage.path).prepare()
+    assert names_in(storage.path / STAGING_FOLDER) == []
+    assert names_in(storage.path) == [STAGING_FOLDER, "backups"]
 
 
 @pytest.mark.parametrize("existing", [None, b"the previous backup"], ids=["new", "overwrite"])

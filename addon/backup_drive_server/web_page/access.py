@@ -81,7 +81,7 @@ def basic_login(app: WSGIApp, accounts: AccountBook, guard: LoginGuard) -> WSGIA
             user, password = credentials
             account = accounts.get(user)
             if account is not None and account.password_matches(password):
-                guard.record_success(address)
+                guard.record_success(address, user)
                 environ["backup_drive.user"] = canonical_username(user)
                 return app(environ, start_response)
         if header:

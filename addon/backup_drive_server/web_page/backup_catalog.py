@@ -144,6 +144,15 @@ def _modified(stat: os.stat_result) -> datetime | None:
         return None
 
 
+def is_hidden_name(name: str) -> bool:
+    """Return whether browsers never see `name`: dot-files (sidecars, temporary uploads, health).
+
+    This is the contract with the integration, whose temporary upload names are dot-files
+    (tests/integration/test_staging_contract.py); WebDAV and SFTP clients still list them.
+    """
+    return name.startswith(".")
+
+
 def list_folder(folder: Path, health: DriveHealth | None = None) -> FolderListing:
     """Read `folder`: hidden names (sidecars, unfinished uploads) are never listed as files."""
     sidecars: list[str] = []
@@ -154,7 +163,7 @@ def list_folder(folder: Path, health: DriveHealth | None = None) -> FolderListin
             if is_sidecar_name(entry.name):
                 sidecars.append(entry.path)
                 continue
-            if entry.name.startswith("."):
+            if is_hidden_name(entry.name):
                 continue
             try:
                 is_folder = entry.is_dir(follow_symlinks=False)

@@ -14,6 +14,7 @@ from backup_drive_server.storage_root import (
     StorageRoot,
     StorageUnavailableError,
 )
+from backup_drive_server.web_page.backup_catalog import is_hidden_name
 from backup_drive_server.web_page.render import text_answer
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def content_disposition(name: str) -> str:
 
 def _open_regular_file(storage: StorageRoot, client_path: str, who: str) -> tuple[BinaryIO, int]:
     """Open a visible regular file inside the storage root; return it and its size."""
-    if any(part.startswith(".") for part in client_path.split("/") if part):
+    if any(is_hidden_name(part) for part in client_path.split("/") if part):
         raise FileNotFoundError(client_path)
     file = open(storage.resolve(client_path, who=who), "rb", buffering=0)  # noqa: SIM115
     info = os.fstat(file.fileno())

@@ -12,7 +12,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from backup_drive_server.health_file import read_health
 from backup_drive_server.storage_root import StorageRoot
-from backup_drive_server.web_page.backup_catalog import list_folder
+from backup_drive_server.web_page.backup_catalog import is_hidden_name, list_folder
 from backup_drive_server.web_page.drive_status import read_drive_status
 from backup_drive_server.web_page.render import html_headers, render
 
@@ -66,7 +66,7 @@ class BrowserFolderView(BaseMiddleware):  # type: ignore[misc]
         if not is_folder:
             return self.next_app(environ, start_response)  # type: ignore[no-any-return]
         parts = [part for part in path.split("/") if part]
-        if any(part.startswith(".") for part in parts):
+        if any(is_hidden_name(part) for part in parts):
             return self.next_app(environ, start_response)  # type: ignore[no-any-return]
         script_name = str(environ.get("SCRIPT_NAME") or "").rstrip("/")
         here = _breadcrumbs(script_name, parts)[-1].href

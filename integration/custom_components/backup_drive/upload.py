@@ -28,9 +28,9 @@ from .transfer import (
     close_quietly,
 )
 
-# Contract with backup-drive-server: it hides names of this shape from listings and removes
-# them after an aborted upload or a crash (is_staging_name in backup_drive_server/storage_root.py
-# matches `^\..+\.partial-[0-9a-f]{8}$`). Change both sides together.
+# Contract with backup-drive-server (tests/integration/test_staging_contract.py): the temporary
+# name is a dot-file, which its browser listings hide. The server stages every upload in its own
+# hidden folder, so it does not remove these names; the upload deletes its own on failure.
 STAGING_SUFFIX: Final = ".partial-"
 
 

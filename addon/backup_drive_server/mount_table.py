@@ -1,4 +1,8 @@
-"""Read what is mounted where from the kernel's mount table, /proc/self/mountinfo."""
+"""Read what is mounted where from the kernel's mount table, /proc/self/mountinfo.
+
+Shared by the server (--require-mount) and the add-on's drive code; it lives in the server
+package because the server must not import backup_drive_addon.
+"""
 
 from __future__ import annotations
 
