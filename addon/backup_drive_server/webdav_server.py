@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav import util
 from wsgidav.dav_error import (
@@ -52,6 +51,8 @@ from backup_drive_server.webdav_auth import (
     StartResponse,
     describe_client,
 )
+from backup_drive_server.webdav_connections import LISTEN_BACKLOG, GuardedServer
+from backup_drive_server.webdav_requests import RequestLimitsMiddleware
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ def webdav_config(
             LoginGuardMiddleware,  # before authentication, so it sees the 401s
             HTTPAuthenticator,
             ReadOnlyMiddleware,  # after authentication, so it knows the user
+            RequestLimitsMiddleware,  # after authentication: only clients that logged in
             WsgiDavDirBrowser,
             RequestResolver,  # must stay last
         ],
@@ -291,10 +293,14 @@ class WebDAVServer:
         keyfile: Path | None = None,
     ) -> None:
         """Bind to `bind`:`port`, with TLS when a certificate and key are given."""
-        self._server = wsgi.Server(
+        self._server = GuardedServer(
             (bind, port),
             refuse_escaping_paths(WsgiDAVApp(config)),
+            # Threads only ever wait on clients that sent a whole request head (see
+            # webdav_connections), so a few are enough for many clients.
             numthreads=16,
+            # cheroot's default backlog of 5 drops a burst of new connections for seconds.
+            request_queue_size=LISTEN_BACKLOG,
             server_name="Backup Drive",
             # An idle client is dropped after this many seconds of silence.
             timeout=60,

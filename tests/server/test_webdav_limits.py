@@ -1,0 +1,164 @@
+"""WebDAV keeps serving real clients while others hold connections open or send huge bodies."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.backup_target import BackupTarget
+from tests.server.conftest import Accounts, dav, wait_until
+
+MIB = 1024 * 1024
+SLOW_CONNECTIONS = 300
+SLOW_ADDRESSES = 10  # 30 connections from each, under the per-address cap
+NORMAL_GETS = 20
+
+
+def vm_rss_mib(pid: int) -> float:
+    """Return a process's resident memory in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def open_sockets(pid: int) -> int:
+    """Count the sockets a process holds open."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += fd.readlink().as_posix().startswith("socket:")
+    return count
+
+
+@contextlib.contextmanager
+def slow_loris(target: BackupTarget, count: int, addresses: int) -> Iterator[list[socket.socket]]:
+    """Open `count` connections from 127.0.0.2 on that send a request head one line at a time."""
+    sockets: list[socket.socket] = []
+    stop = threading.Event()
+
+    def trickle() -> None:
+        number = 0
+        while not stop.wait(1.0):
+            number += 1
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.send(f"X-Slow-{number}: 1\r\n".encode())
+
+    try:
+        for index in range(count):
+            sock = socket.create_connection(
+                ("127.0.0.1", target.webdav_port),
+                timeout=10,
+                source_address=(f"127.0.0.{2 + index % addresses}", 0),
+            )
+            sock.sendall(b"GET /backups/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            sockets.append(sock)
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        yield sockets
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Return whether the server has closed this connection (without waiting)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(65536)  # an answer (503, 408) or the end of the stream: either way, it is over
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def test_slow_clients_do_not_stop_webdav(target: BackupTarget, accounts: Accounts) -> None:
+    (target.storage / "backups" / "a.tar").write_bytes(b"backup")
+    alice = (accounts.alice.username, accounts.alice.password)
+    assert target.process is not None
+    pid = target.process.pid
+    with slow_loris(target, SLOW_CONNECTIONS, SLOW_ADDRESSES) as sockets:
+        assert wait_until(lambda: open_sockets(pid) >= SLOW_CONNECTIONS)
+        for _ in range(NORMAL_GETS):
+            response = dav(target, "GET", "/backups/a.tar", auth=alice)
+            assert response.status == 200, response.status
+            assert response.body == b"backup"
+        # The slow connections were all still open while the real client was served...
+        assert open_sockets(pid) >= SLOW_CONNECTIONS
+        # ...and the server drops them once their headers are overdue.
+        assert wait_until(lambda: all(closed_by_server(sock) for sock in sockets))
+
+
+def test_one_address_cannot_take_every_connection(target: BackupTarget, accounts: Accounts) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    with slow_loris(target, 60, 1) as sockets:
+        # The connections over the cap are answered 503 and closed straight away.
+        assert wait_until(lambda: sum(closed_by_server(sock) for sock in sockets) >= 20)
+        assert "Refused a WebDAV connection from 127.0.0.2" in target.log
+        assert dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "0"}).status == 207
+
+
+def send_unauthenticated_body(target: BackupTarget, size: int) -> bytes:
+    """Send a PROPFIND with a `size` body and no credentials; return what the server answered."""
+    chunk = b"<" * MIB
+    with socket.create_connection(("127.0.0.1", target.webdav_port), timeout=30) as sock:
+        sock.sendall(
+            b"PROPFIND / HTTP/1.1\r\nHost: 127.0.0.1\r\nDepth: 0\r\n"
+            + f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        with contextlib.suppress(OSError):  # the server closes the connection while we send
+            for _ in range(size // MIB):
+                sock.sendall(chunk)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while data := sock.recv(65536):
+                answer += data
+        return answer
+
+
+def test_unauthenticated_bodies_are_never_read_into_memory(target: BackupTarget) -> None:
+    assert target.process is not None
+    pid = target.process.pid
+    before = vm_rss_mib(pid)
+    peak = before
+    senders = [
+        threading.Thread(target=send_unauthenticated_body, args=(target, 64 * MIB))
+        for _ in range(4)
+    ]
+    for sender in senders:
+        sender.start()
+    while any(sender.is_alive() for sender in senders):
+        peak = max(peak, vm_rss_mib(pid))
+        for sender in senders:
+            sender.join(timeout=0.02)
+    # Reading the four bodies took at least 4 x 64 MiB; a bounded read takes a few MiB.
+    assert peak - before < 32, (before, peak)
+    assert vm_rss_mib(pid) - before < 32
+    answer = send_unauthenticated_body(target, 99_999_999_999)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert "MemoryError" not in target.log
+    assert "Traceback" not in target.log
+
+
+def test_large_xml_bodies_are_refused(target: BackupTarget, accounts: Accounts) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    body = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/>' + b" " * 2 * MIB
+    for method in ("PROPFIND", "PROPPATCH", "LOCK"):
+        response = dav(target, method, "/backups", auth=alice, body=body, headers={"Depth": "0"})
+        assert response.status == 413, (method, response.status, response.text)
+        assert "too large" in response.text
+
+
+def test_propfind_of_a_whole_tree_is_refused(target: BackupTarget, accounts: Accounts) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    for headers in ({"Depth": "infinity"}, {}):
+        response = dav(target, "PROPFIND", "/", auth=alice, headers=headers)
+        assert response.status == 403, (headers, response.status, response.text)
+        assert "propfind-finite-depth" in response.text
+    assert dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "1"}).status == 207
