@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse file access while no drive is mounted at the storage "
                         "folder, so nothing lands on the container's own disk")  # fmt: skip
     parser.add_argument("--log-level", choices=sorted(LOG_LEVELS))
+    parser.add_argument("--webdav-nonce-seconds", type=float, default=300.0,
+                        help="how long a WebDAV Digest login challenge stays valid; clients "
+                        "renew it without asking (default: 300)")  # fmt: skip
     return parser
 
 
@@ -72,6 +75,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         webdav_keyfile=keyfile,
         require_mount=args.require_mount,
         log_level=args.log_level or str(options.get("log_level") or "info"),
+        webdav_nonce_seconds=args.webdav_nonce_seconds,
     )
 
 

@@ -47,6 +47,8 @@ class ServerSettings:
     require_mount: bool = False
     log_level: str = "info"
     max_connections: int = 32
+    # How long a WebDAV Digest nonce is accepted; clients then log in again without asking.
+    webdav_nonce_seconds: float = 300.0
 
     def validate(self) -> None:
         """Raise SettingsError when the settings cannot work together."""

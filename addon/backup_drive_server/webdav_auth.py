@@ -27,6 +27,9 @@ WRITE_METHODS = frozenset(
 type Environ = dict[str, Any]
 type StartResponse = Callable[..., Any]
 
+# Set by the authenticator when a 401 only asks the client to retry with a new nonce.
+STALE_NONCE_KEY = "backup_drive.stale_nonce"
+
 
 def client_address(environ: Environ) -> str:
     """Return the address a request came from."""
@@ -104,12 +107,13 @@ class LoginGuardMiddleware(BaseMiddleware):  # type: ignore[misc]
 
         result = self.next_app(environ, watching_start_response)
         if sent_credentials and status_holder:
-            if status_holder[0].startswith("401"):
+            # A stale nonce is not a wrong password: the client simply logs in again.
+            if status_holder[0].startswith("401") and not environ.get(STALE_NONCE_KEY):
                 user = _authorization_user(environ["HTTP_AUTHORIZATION"])
                 delay = self._guard.record_failure(address, "WebDAV", user)
                 if delay:
                     time.sleep(delay)  # a cheroot worker thread: only this client waits
-            else:
+            elif not status_holder[0].startswith("401"):
                 self._guard.record_success(address)
         return result  # type: ignore[no-any-return]
 

@@ -23,7 +23,6 @@ from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
-from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -52,6 +51,7 @@ from backup_drive_server.webdav_auth import (
     describe_client,
 )
 from backup_drive_server.webdav_connections import LISTEN_BACKLOG, GuardedServer
+from backup_drive_server.webdav_digest import DEFAULT_NONCE_SECONDS, BackupDriveAuthenticator
 from backup_drive_server.webdav_requests import RequestLimitsMiddleware
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
@@ -203,7 +203,12 @@ class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
 
 
 def webdav_config(
-    storage: StorageRoot, accounts: AccountBook, guard: LoginGuard, state_dir: Path
+    storage: StorageRoot,
+    accounts: AccountBook,
+    guard: LoginGuard,
+    state_dir: Path,
+    *,
+    nonce_seconds: float = DEFAULT_NONCE_SECONDS,
 ) -> dict[str, Any]:
     """Build wsgidav's configuration; every non-default key says why it is set."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +217,7 @@ def webdav_config(
         "middleware_stack": [
             ErrorPrinter,
             LoginGuardMiddleware,  # before authentication, so it sees the 401s
-            HTTPAuthenticator,
+            BackupDriveAuthenticator,
             ReadOnlyMiddleware,  # after authentication, so it knows the user
             RequestLimitsMiddleware,  # after authentication: only clients that logged in
             WsgiDavDirBrowser,
@@ -246,7 +251,11 @@ def webdav_config(
         "suppress_version_info": True,
         "verbose": 2,
         "logging": {"enable": False},
-        "backup_drive": {"accounts": accounts, "login_guard": guard},
+        "backup_drive": {
+            "accounts": accounts,
+            "login_guard": guard,
+            "nonce_seconds": nonce_seconds,
+        },
     }
 
 
