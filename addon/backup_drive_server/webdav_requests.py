@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
 
+from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_FORBIDDEN,
     DAVError,
@@ -20,6 +22,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # wsgidav reads PROPFIND, PROPPATCH and LOCK bodies whole into memory; real ones are a few KiB.
 MAX_XML_BODY = 1024 * 1024
+# The longest name ext4, exFAT (in UTF-16 units, fewer bytes) and NTFS accept, in bytes.
+MAX_NAME_BYTES = 255
 # Only these stream their body to the drive instead of reading it whole.
 STREAMING_METHODS = frozenset({"PUT"})
 
@@ -72,3 +76,48 @@ class RequestLimitsMiddleware(BaseMiddleware):  # type: ignore[misc]
                 err_condition=PRECONDITION_CODE_PropfindFiniteDepth,
             )
         return self.next_app(environ, start_response)  # type: ignore[no-any-return]
+
+
+def path_problem(raw_path: bytes) -> tuple[str, str] | None:
+    """Return (status, reason) when a request path cannot name a file on the drive, else None."""
+    try:
+        path = raw_path.decode("utf-8")
+    except UnicodeDecodeError:
+        return "400 Bad Request", "The path is not valid UTF-8."
+    if "\0" in path:
+        return "400 Bad Request", "The path contains a NUL character."
+    if any(len(name) > MAX_NAME_BYTES for name in raw_path.split(b"/")):
+        return "400 Bad Request", f"A name in the path is longer than {MAX_NAME_BYTES} bytes."
+    try:
+        util.normalize_path(path)
+        # cheroot leaves an encoded slash encoded; a name like `..%2Fx` would only be odd on
+        # disk, but a client sending it means to climb, so it gets the same answer.
+        util.normalize_path(path.replace("%2F", "/").replace("%2f", "/"))
+    except DAVError:
+        return "403 Forbidden", "Permission denied: the path leads outside the storage root."
+    return None
+
+
+def refuse_bad_paths(app: WsgiDAVApp) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    """Answer 4xx to a request or Destination path that cannot name a file under the root.
+
+    Paths climbing above the root (`/../x`, `/%2e%2e/x`), invalid UTF-8, NUL and names longer
+    than a drive allows. wsgidav answers some of those before its middleware runs, with a 400
+    whose body never arrives, and others with a 500; here each gets a clear answer and a log line.
+    """
+
+    def checked_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # WSGI hands the decoded path over as Latin-1 text: this recovers the client's bytes.
+        paths = [str(environ.get("PATH_INFO") or "/").encode("iso-8859-1")]
+        if environ.get("HTTP_DESTINATION"):
+            paths.append(unquote_to_bytes(urlsplit(str(environ["HTTP_DESTINATION"])).path))
+        for raw_path in paths:
+            problem = path_problem(raw_path)
+            if problem is not None:
+                status, reason = problem
+                _LOGGER.warning("Refused %s %r for %s: %s", environ.get("REQUEST_METHOD"),
+                                raw_path, describe_client(environ), reason)  # fmt: skip
+                return plain_answer(start_response, status, reason)
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+    return checked_app

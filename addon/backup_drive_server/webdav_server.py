@@ -6,7 +6,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,12 +47,11 @@ from backup_drive_server.webdav_auth import (
     Environ,
     LoginGuardMiddleware,
     ReadOnlyMiddleware,
-    StartResponse,
     describe_client,
 )
 from backup_drive_server.webdav_connections import LISTEN_BACKLOG, GuardedServer
 from backup_drive_server.webdav_digest import DEFAULT_NONCE_SECONDS, BackupDriveAuthenticator
-from backup_drive_server.webdav_requests import RequestLimitsMiddleware
+from backup_drive_server.webdav_requests import RequestLimitsMiddleware, refuse_bad_paths
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,6 +66,10 @@ def _storage_error(err: OSError) -> Exception:
     if err.errno == errno.ENOSPC:
         full: Exception = DAVError(HTTP_INSUFFICIENT_STORAGE, DRIVE_FULL_MESSAGE)
         return full
+    if err.errno == errno.ENAMETOOLONG:
+        # The name fits the request check but not with the upload's temporary prefix.
+        too_long: Exception = DAVError(HTTP_BAD_REQUEST, "The name is too long for the drive.")
+        return too_long
     return err
 
 
@@ -108,9 +111,12 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
     def begin_write(self, *, content_type: str | None = None) -> _PutBody:
         """Start an upload under a temporary name next to the final one."""
         storage: StorageRoot = self.provider.storage
-        self._upload = StagedUpload(
-            storage, Path(self._file_path), who=describe_client(self.environ)
-        )
+        try:
+            self._upload = StagedUpload(
+                storage, Path(self._file_path), who=describe_client(self.environ)
+            )
+        except OSError as err:
+            raise _storage_error(err) from err
         return _PutBody(self._upload)
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -144,8 +150,26 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
     """A folder that hides unfinished uploads and reports the drive's free space."""
 
     def get_member_names(self) -> list[str]:
-        """List members, leaving out temporary upload names."""
-        return [name for name in super().get_member_names() if not is_staging_name(name)]
+        """List members, leaving out temporary upload names and escaping non-UTF-8 ones."""
+        # A name written over SFTP need not be UTF-8, which WebDAV cannot carry: such a name is
+        # listed as `\xff-name`, mapped back to the file here, so the rest of the folder lists.
+        self._disk_names: dict[str, str] = {}
+        for name in super().get_member_names():
+            if not is_staging_name(name):
+                self._disk_names[os.fsencode(name).decode("utf-8", "backslashreplace")] = name
+        return list(self._disk_names)
+
+    def get_member(self, name: str) -> Any:
+        """Return the member listed as `name`, also one whose name on disk is not UTF-8."""
+        disk_name = getattr(self, "_disk_names", {}).get(name, name)
+        if disk_name == name:
+            return super().get_member(name)
+        path = util.join_uri(self.path, name)
+        file_path = os.path.join(self._file_path, disk_name)
+        member_type = BackupDriveFolder if os.path.isdir(file_path) else BackupDriveFile
+        member = member_type(path, self.environ, file_path)
+        member.name = name
+        return member
 
     def create_empty_resource(self, name: str) -> Any:
         """Create a lock-null file for LOCK, but nothing on disk yet for PUT."""
@@ -259,36 +283,6 @@ def webdav_config(
     }
 
 
-def refuse_escaping_paths(app: WsgiDAVApp) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
-    """Answer 403 to a request path that climbs above the root (`/../x`, `/%2e%2e/x`).
-
-    wsgidav answers those itself, but before its middleware runs, with a 400 whose body never
-    arrives: clients hang until they time out. Refusing here gives a clear answer and a log line.
-    """
-
-    def jailed_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = util.re_encode_wsgi(environ.get("PATH_INFO") or "/")
-        try:
-            util.normalize_path(path)
-            # cheroot leaves an encoded slash encoded; a name like `..%2Fx` would only be odd
-            # on disk, but a client sending it means to climb, so it gets the same answer.
-            util.normalize_path(path.replace("%2F", "/").replace("%2f", "/"))
-        except DAVError:
-            _LOGGER.warning(
-                "Refused %r for %s: the path leads outside the storage root",
-                environ.get("PATH_INFO"), describe_client(environ),
-            )  # fmt: skip
-            body = b"Permission denied: the path leads outside the storage root.\n"
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
-        return app(environ, start_response)  # type: ignore[no-any-return]
-
-    return jailed_app
-
-
 class WebDAVServer:
     """cheroot serving the wsgidav application in its own threads."""
 
@@ -304,7 +298,7 @@ class WebDAVServer:
         """Bind to `bind`:`port`, with TLS when a certificate and key are given."""
         self._server = GuardedServer(
             (bind, port),
-            refuse_escaping_paths(WsgiDAVApp(config)),
+            refuse_bad_paths(WsgiDAVApp(config)),
             # Threads only ever wait on clients that sent a whole request head (see
             # webdav_connections), so a few are enough for many clients.
             numthreads=16,
