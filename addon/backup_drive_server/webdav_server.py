@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,6 +137,50 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
         except OSError as err:
             raise _storage_error(err) from err
         self.file_stat = os.stat(self._file_path)
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        """Copy to a temporary name and rename into place, so a full drive leaves nothing."""
+        self._copy_staged(self.provider.local_path(dest_path, self.environ))
+        self._carry_properties(dest_path, is_move=is_move)
+
+    def move_recursive(self, dest_path: str) -> None:
+        """Rename; across filesystems (another drive mounted below), copy staged and delete."""
+        target = self.provider.local_path(dest_path, self.environ)
+        if os.stat(os.path.dirname(target)).st_dev == self.file_stat.st_dev:
+            super().move_recursive(dest_path)
+            return
+        self._copy_staged(target)
+        os.unlink(self._file_path)
+        self._carry_properties(dest_path, is_move=True)
+
+    def _copy_staged(self, target: str) -> None:
+        storage: StorageRoot = self.provider.storage
+        try:
+            upload = StagedUpload(storage, Path(target), who=describe_client(self.environ))
+        except OSError as err:
+            raise _storage_error(err) from err
+        try:
+            with open(self._file_path, "rb", buffering=0) as source:
+                while block := source.read(BLOCK_SIZE):
+                    upload.append(block)
+            shutil.copystat(self._file_path, upload.staging)
+            upload.commit(expected_size=self.file_stat.st_size)
+        except OSError as err:
+            upload.discard("the copy failed")
+            raise _storage_error(err) from err
+
+    def _carry_properties(self, dest_path: str, *, is_move: bool) -> None:
+        """Give the copy the dead properties (PROPPATCH) of this file, as wsgidav does."""
+        properties = self.provider.prop_manager
+        if not properties:
+            return
+        destination = self.provider.get_resource_inst(dest_path, self.environ).get_ref_url()
+        if is_move:
+            properties.move_properties(
+                self.get_ref_url(), destination, with_children=False, environ=self.environ
+            )
+        else:
+            properties.copy_properties(self.get_ref_url(), destination, self.environ)
 
     def _expected_length(self) -> int | None:
         # macOS Finder sends chunked bodies and announces the size in X-Expected-Entity-Length.

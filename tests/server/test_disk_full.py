@@ -13,7 +13,14 @@ import pytest
 
 from tests.backup_target import BackupTarget
 from tests.peers import require_root
-from tests.server.conftest import Accounts, dav, eventually, partial_files, sftp_client
+from tests.server.conftest import (
+    Accounts,
+    dav,
+    destination,
+    eventually,
+    partial_files,
+    sftp_client,
+)
 
 pytestmark = pytest.mark.root
 
@@ -88,3 +95,29 @@ def test_webdav_put_to_a_full_drive(
     fits = os.urandom(2 * 1024 * 1024)
     assert dav(target, "PUT", "/backups/fits.tar", auth=alice, body=fits).status in {201, 204}
     assert (small_drive / "backups" / "fits.tar").read_bytes() == fits
+
+
+def test_webdav_copy_to_a_full_drive(
+    small_drive: Path, start_target: Callable[..., BackupTarget], accounts: Accounts
+) -> None:
+    big = os.urandom(4 * 1024 * 1024)
+    (small_drive / "backups" / "big.tar").write_bytes(big)
+    target = start_target()
+    alice = (accounts.alice.username, accounts.alice.password)
+    response = dav(
+        target,
+        "COPY",
+        "/backups/big.tar",
+        auth=alice,
+        headers=destination(target, "/backups/copy.tar"),
+    )
+    assert response.status == 507, (response.status, response.text)
+    assert not (small_drive / "backups" / "copy.tar").exists()
+    assert (small_drive / "backups" / "big.tar").read_bytes() == big
+    (small_drive / "backups" / "big.tar").unlink()
+    assert_drive_as_before(small_drive)
+    # With room again, the same copy goes through whole.
+    (small_drive / "backups" / "small.tar").write_bytes(b"small")
+    headers = destination(target, "/backups/copy.tar")
+    assert dav(target, "COPY", "/backups/small.tar", auth=alice, headers=headers).status == 201
+    assert (small_drive / "backups" / "copy.tar").read_bytes() == b"small"
