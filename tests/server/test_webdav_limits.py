@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.backup_target import BackupTarget
-from tests.server.conftest import Accounts, dav, wait_until
+from tests.server.conftest import LOCK_EXCLUSIVE, Accounts, dav, wait_until
 
 MIB = 1024 * 1024
 SLOW_CONNECTIONS = 300
 SLOW_ADDRESSES = 10  # 30 connections from each, under the per-address cap
 NORMAL_GETS = 20
+MAX_LOCK_MINUTES = 10
 
 
 def vm_rss_mib(pid: int) -> float:
@@ -162,3 +164,26 @@ def test_propfind_of_a_whole_tree_is_refused(target: BackupTarget, accounts: Acc
         assert response.status == 403, (headers, response.status, response.text)
         assert "propfind-finite-depth" in response.text
     assert dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "1"}).status == 207
+
+
+def granted_seconds(response_text: str) -> int:
+    """Return the lifetime a LOCK answer grants, from its <timeout>Second-N</timeout>."""
+    found = re.search(r"timeout>Second-(\d+)<", response_text)
+    assert found, response_text
+    return int(found.group(1))
+
+
+def test_locks_expire_within_minutes(target: BackupTarget, accounts: Accounts) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    for timeout in ("Infinite", "Second-2419200"):
+        headers = {"Depth": "infinity", "Timeout": timeout}
+        locked = dav(target, "LOCK", "/", auth=alice, headers=headers, body=LOCK_EXCLUSIVE)
+        assert locked.status == 200, locked.text
+        assert granted_seconds(locked.text) <= MAX_LOCK_MINUTES * 60
+        token = locked.headers["Lock-Token"]
+        # A refresh asking for Infinite again gets the same cap.
+        refresh_headers = {"If": f"({token})", "Timeout": "Infinite"}
+        refreshed = dav(target, "LOCK", "/", auth=alice, headers=refresh_headers)
+        assert refreshed.status == 200, refreshed.text
+        assert granted_seconds(refreshed.text) <= MAX_LOCK_MINUTES * 60
+        assert dav(target, "UNLOCK", "/", auth=alice, headers={"Lock-Token": token}).status == 204
