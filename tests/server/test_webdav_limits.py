@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.backup_target import BackupTarget
-from tests.server.conftest import LOCK_EXCLUSIVE, Accounts, dav, wait_until
+from tests.server.conftest import LOCK_EXCLUSIVE, Accounts, dav, destination, wait_until
 
 MIB = 1024 * 1024
 SLOW_CONNECTIONS = 300
@@ -187,3 +187,50 @@ def test_locks_expire_within_minutes(target: BackupTarget, accounts: Accounts) -
         assert refreshed.status == 200, refreshed.text
         assert granted_seconds(refreshed.text) <= MAX_LOCK_MINUTES * 60
         assert dav(target, "UNLOCK", "/", auth=alice, headers={"Lock-Token": token}).status == 204
+
+
+def proppatch_body(values: dict[str, str]) -> bytes:
+    """Return a PROPPATCH body that sets the given dead properties."""
+    props = "".join(f"<Z:{name}>{value}</Z:{name}>" for name, value in values.items())
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:backup-drive:test">'
+        f"<D:set><D:prop>{props}</D:prop></D:set></D:propertyupdate>"
+    ).encode()
+
+
+def test_properties_stay_small_and_leave_with_their_file(
+    target: BackupTarget, accounts: Accounts
+) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    store = target.data_dir / "webdav" / "properties.dat"
+    backups = target.storage / "backups"
+    # Too large: refused, nothing lands on Home Assistant's data disk.
+    (backups / "big.tar").write_bytes(b"x")
+    for _ in range(5):
+        response = dav(target, "PROPPATCH", "/backups/big.tar", auth=alice,
+                       body=proppatch_body({"huge": "h" * 500_000}))  # fmt: skip
+        assert "507" in f"{response.status} {response.text}", response.text
+    assert not store.exists() or store.stat().st_size < MIB
+    # Many allowed ones, then DELETE gives their room back.
+    for number in range(6):
+        (backups / f"{number}.tar").write_bytes(b"x")
+        values = {f"p{index}": "v" * 50_000 for index in range(10)}
+        response = dav(target, "PROPPATCH", f"/backups/{number}.tar", auth=alice,
+                       body=proppatch_body(values))  # fmt: skip
+        assert response.status == 207 and "200 OK" in response.text, response.text
+    assert store.stat().st_size > 2 * MIB
+    for number in range(6):
+        assert dav(target, "DELETE", f"/backups/{number}.tar", auth=alice).status == 204
+    assert store.stat().st_size < MIB
+    # MOVE takes the properties along.
+    note = proppatch_body({"note": "moved along"})
+    assert dav(target, "PROPPATCH", "/backups/big.tar", auth=alice, body=note).status == 207
+    assert dav(target, "MOVE", "/backups/big.tar", auth=alice,
+               headers=destination(target, "/backups/moved.tar")).status == 201  # fmt: skip
+    found = dav(target, "PROPFIND", "/backups/moved.tar", auth=alice, headers={"Depth": "0"})
+    assert "moved along" in found.text
+    # One resource holds a bounded number of properties.
+    many = {f"n{index}": "v" for index in range(120)}
+    response = dav(target, "PROPPATCH", "/backups/moved.tar", auth=alice, body=proppatch_body(many))
+    assert "507" in response.text, response.text
