@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -13,6 +15,7 @@ from wsgidav.dav_error import (
     DAVError,
     PRECONDITION_CODE_PropfindFiniteDepth,
 )
+from wsgidav.error_printer import ErrorPrinter
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -24,6 +27,8 @@ _LOGGER = logging.getLogger(__name__)
 MAX_XML_BODY = 1024 * 1024
 # The longest name ext4, exFAT (in UTF-16 units, fewer bytes) and NTFS accept, in bytes.
 MAX_NAME_BYTES = 255
+# The sentence of wsgidav's HTML error page; the rest of the page names the library.
+_ERROR_SENTENCE = re.compile(r"<p>(.*?)</p>", re.DOTALL)
 # Only these stream their body to the drive instead of reading it whole.
 STREAMING_METHODS = frozenset({"PUT"})
 
@@ -121,3 +126,38 @@ def refuse_bad_paths(app: WsgiDAVApp) -> Callable[[Environ, StartResponse], Iter
         return app(environ, start_response)  # type: ignore[no-any-return]
 
     return checked_app
+
+
+class PlainErrorPrinter(ErrorPrinter):  # type: ignore[misc]
+    """wsgidav's error handling, answering in plain text that names no library or version."""
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Pass answers through, but rewrite HTML error pages as one plain sentence."""
+        held: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def holding_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+            if int(status[:3]) >= 400 and content_type.startswith("text/html"):
+                kept = [
+                    (k, v)
+                    for k, v in headers
+                    if k.lower() not in {"content-type", "content-length"}
+                ]
+                held.append((status, kept))
+                return None
+            return start_response(status, headers, exc_info)
+
+        page = b""
+        for chunk in super().__call__(environ, holding_start_response):
+            if held:
+                page += chunk
+            else:
+                yield chunk
+        if held:
+            status, headers = held[0]
+            found = _ERROR_SENTENCE.search(page.decode("utf-8", errors="replace"))
+            yield from plain_answer(
+                start_response, status, html.unescape(found.group(1)) if found else status, headers
+            )

@@ -22,7 +22,6 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.dir_browser import WsgiDavDirBrowser
-from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
@@ -52,7 +51,11 @@ from backup_drive_server.webdav_auth import (
 )
 from backup_drive_server.webdav_connections import LISTEN_BACKLOG, GuardedServer
 from backup_drive_server.webdav_digest import DEFAULT_NONCE_SECONDS, BackupDriveAuthenticator
-from backup_drive_server.webdav_requests import RequestLimitsMiddleware, refuse_bad_paths
+from backup_drive_server.webdav_requests import (
+    PlainErrorPrinter,
+    RequestLimitsMiddleware,
+    refuse_bad_paths,
+)
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -284,7 +287,7 @@ def webdav_config(
     return {
         "provider_mapping": {"/": BackupDriveProvider(storage)},
         "middleware_stack": [
-            ErrorPrinter,
+            PlainErrorPrinter,
             LoginGuardMiddleware,  # before authentication, so it sees the 401s
             BackupDriveAuthenticator,
             ReadOnlyMiddleware,  # after authentication, so it knows the user

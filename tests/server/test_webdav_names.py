@@ -52,3 +52,29 @@ def test_bad_paths_get_a_4xx_never_a_500(target: BackupTarget, accounts: Account
     assert response.status in {201, 204, 400}, response.status
     assert (target.storage / "backups" / "a.tar").read_bytes() == b"kept"
     assert "Traceback" not in target.log
+
+
+def test_answers_name_no_library_or_version(target: BackupTarget, accounts: Accounts) -> None:
+    alice = (accounts.alice.username, accounts.alice.password)
+    bob = (accounts.bob.username, accounts.bob.password)
+    (target.storage / "backups" / "a.tar").write_bytes(b"a")
+    answers = [
+        dav(target, "GET", "/backups/missing.tar", auth=alice),
+        dav(target, "PUT", "/backups/a.tar", auth=bob, body=b"read-only"),
+        dav(target, "MKCOL", "/backups/a.tar", auth=alice),
+        dav(target, "MKCOL", "/nowhere/deeper", auth=alice),
+        dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "infinity"}),
+        dav(target, "GET", "/backups/a.tar"),
+        dav(target, "GET", "/backups/a.tar", headers={"Authorization": "Basic eDp5"}),
+        dav(target, "OPTIONS", "/", auth=alice),
+        dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "1"}),
+    ]
+    assert {answer.status for answer in answers} >= {404, 403, 405, 409, 401}
+    for answer in answers:
+        assert answer.headers["Server"] == "Backup Drive"
+        seen = f"{answer.headers}\n{answer.text}".lower()
+        for name in ("wsgidav", "cheroot", "python/", "4.4.0", "11.1.2"):
+            assert name not in seen, (answer.status, name, seen)
+    missing = answers[0]
+    assert missing.headers["Content-Type"].startswith("text/plain")
+    assert "/backups/missing.tar" in missing.text
