@@ -61,6 +61,7 @@ async def serve(settings: ServerSettings) -> None:
             guard,
             settings.data_dir / "webdav",
             nonce_seconds=settings.webdav_nonce_seconds,
+            label=settings.label,
         ),
         settings.bind,
         settings.webdav_port,

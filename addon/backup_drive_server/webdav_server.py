@@ -29,7 +29,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from backup_drive_server import __version__
 from backup_drive_server.accounts import AccountBook
 from backup_drive_server.login_guard import LoginGuard
-from backup_drive_server.settings import SHUTDOWN_GRACE_SECONDS
+from backup_drive_server.settings import DEFAULT_LABEL, SHUTDOWN_GRACE_SECONDS
 from backup_drive_server.staged_upload import (
     DRIVE_FULL_MESSAGE,
     STAGING_NAME_GLOB,
@@ -227,6 +227,12 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
         file_path = self.provider.local_path(path, self.environ)
         return BackupDriveFile(path, self.environ, file_path, exists=False)
 
+    def get_display_name(self) -> str:
+        """Name the root after the drive (its label), not after the folder it is mounted on."""
+        if self.path in ("", "/"):
+            return str(self.provider.label)
+        return super().get_display_name()  # type: ignore[no-any-return]
+
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         """Offer the RFC 4331 quota properties (not part of allprop, as the RFC says)."""
         names: list[str] = super().get_property_names(is_allprop=is_allprop)
@@ -245,10 +251,11 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
 class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
     """Publish the storage root through the shared path jail."""
 
-    def __init__(self, storage: StorageRoot) -> None:
-        """Serve `storage`."""
+    def __init__(self, storage: StorageRoot, label: str) -> None:
+        """Serve `storage`, calling its root `label`."""
         super().__init__(str(storage.path), readonly=False, fs_opts={"follow_symlinks": False})
         self.storage = storage
+        self.label = label
 
     # FilesystemProvider maps every path through this private method (resources call it for
     # COPY and MOVE too) and offers no public hook, so the jail has to replace it.
@@ -281,11 +288,12 @@ def webdav_config(
     state_dir: Path,
     *,
     nonce_seconds: float = DEFAULT_NONCE_SECONDS,
+    label: str = DEFAULT_LABEL,
 ) -> dict[str, Any]:
     """Build wsgidav's configuration; every non-default key says why it is set."""
     state_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "provider_mapping": {"/": BackupDriveProvider(storage)},
+        "provider_mapping": {"/": BackupDriveProvider(storage, label)},
         "middleware_stack": [
             PlainErrorPrinter,
             LoginGuardMiddleware,  # before authentication, so it sees the 401s

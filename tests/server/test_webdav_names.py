@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 
 from tests.backup_target import BackupTarget
 from tests.server.conftest import Accounts, dav, destination, sftp_client
@@ -78,3 +80,21 @@ def test_answers_name_no_library_or_version(target: BackupTarget, accounts: Acco
     missing = answers[0]
     assert missing.headers["Content-Type"].startswith("text/plain")
     assert "/backups/missing.tar" in missing.text
+
+
+def root_display_name(target: BackupTarget, accounts: Accounts) -> str:
+    """Return the displayname PROPFIND reports for the WebDAV root."""
+    alice = (accounts.alice.username, accounts.alice.password)
+    response = dav(target, "PROPFIND", "/", auth=alice, headers={"Depth": "0"})
+    assert response.status == 207, response.text
+    found = re.search(r"displayname>([^<]*)<", response.text)
+    assert found, response.text
+    return found.group(1)
+
+
+def test_the_root_is_named_after_the_drive(
+    start_target: Callable[..., BackupTarget], accounts: Accounts
+) -> None:
+    assert root_display_name(start_target(), accounts) == "Backup Drive"
+    labelled = start_target(extra_args=["--label", "SANDISK 64GB"])
+    assert root_display_name(labelled, accounts) == "SANDISK 64GB"
