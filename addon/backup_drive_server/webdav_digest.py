@@ -55,28 +55,29 @@ class NonceBook:
     def is_ours(self, nonce: str) -> bool:
         """Return whether this process issued the nonce."""
         stamp, _, signature = nonce.rpartition(".")
-        return bool(stamp) and hmac.compare_digest(signature, self._sign(stamp))
+        # Bytes: compare_digest refuses text that is not ASCII, which a client may send.
+        return bool(stamp) and hmac.compare_digest(signature.encode(), self._sign(stamp).encode())
 
-    def use(self, nonce: str, count: str | None) -> bool:
-        """Record one use of a nonce we issued; False when expired or when `count` was used."""
+    def use(self, nonce: str, count: str | None) -> str | None:
+        """Record one use of a nonce we issued; return why it is refused, or None."""
         issued = int(nonce.split(".", 1)[0])
         if not 0 <= time.time() - issued <= self._lifetime or issued <= self._stale_up_to:
-            return False
+            return "expired"
         try:
             number = int(count or "0", 16)
         except ValueError:
-            return False
+            return "reused"
         with self._lock:
             seen = self._counts_seen.setdefault(nonce, set())
             if number in seen or len(seen) >= MAX_USES_PER_NONCE:
-                return False
+                return "reused"
             seen.add(number)
             while len(self._counts_seen) > MAX_TRACKED_NONCES:
                 # A forgotten nonce could be replayed, so it and every older one become stale.
                 oldest = next(iter(self._counts_seen))
                 del self._counts_seen[oldest]
                 self._stale_up_to = max(self._stale_up_to, int(oldest.split(".", 1)[0]))
-        return True
+        return None
 
     def _sign(self, stamp: str) -> str:
         return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
@@ -117,16 +118,20 @@ class BackupDriveAuthenticator(HTTPAuthenticator):  # type: ignore[misc]
             for key, quoted, bare in _FIELD.findall(environ["HTTP_AUTHORIZATION"])
         }
         nonce = fields.get("nonce", "")
-        ours = self._nonces.is_ours(nonce)
-        if ours and self._nonces.use(nonce, fields.get("nc")):
+        refusal = (
+            self._nonces.use(nonce, fields.get("nc")) if self._nonces.is_ours(nonce) else "unknown"
+        )
+        if refusal is None:
             return super().handle_digest_auth_request(environ, start_response)  # type: ignore[no-any-return]
         if not self._response_matches(environ, fields):
             return self.send_digest_auth_response(environ, start_response)  # a failed login
         # The client knows the password but signed with a nonce from before a restart, an
         # expired one or a count already used (a replay): it may retry with a new nonce.
-        if ours:
-            _LOGGER.warning("Refused a replayed or expired WebDAV login for %r from %s",
-                            fields.get("username"), client_address(environ))  # fmt: skip
+        # Expired and unknown nonces are routine (Windows keeps one for hours, or across a
+        # restart); a reused count is a replay, or a client that lost count.
+        _LOGGER.log(logging.WARNING if refusal == "reused" else logging.DEBUG,
+                    "Asked %r from %s to log in again: Digest nonce %s", fields.get("username"),
+                    client_address(environ), refusal)  # fmt: skip
         return self.send_digest_auth_response(environ, start_response, stale=True)
 
     def handle_basic_auth_request(
@@ -155,4 +160,5 @@ class BackupDriveAuthenticator(HTTPAuthenticator):  # type: ignore[misc]
             fields.get("nonce", ""), fields.get("cnonce"), fields.get("qop"), fields.get("nc"),
             environ,
         )  # fmt: skip
-        return bool(expected) and hmac.compare_digest(str(expected), fields.get("response", ""))
+        response = fields.get("response", "").encode()
+        return bool(expected) and hmac.compare_digest(str(expected).encode(), response)

@@ -77,6 +77,7 @@ def test_a_captured_request_cannot_be_replayed(target: BackupTarget, accounts: A
     replay = dav(target, "PUT", path, headers=signed, body=b"replaced by an attacker")
     assert replay.status == 401
     assert is_stale(replay.headers), replay.headers
+    assert "Digest nonce reused" in target.log
     assert (target.storage / "backups" / "replayed.txt").read_bytes() == b"original"
     # The client that owns the nonce goes on counting, as Windows and macOS do.
     next_use = digest_header(alice.username, alice.password, "PUT", path, nonce, count=2)
@@ -85,7 +86,7 @@ def test_a_captured_request_cannot_be_replayed(target: BackupTarget, accounts: A
 
 def test_a_made_up_nonce_is_refused(target: BackupTarget, accounts: Accounts) -> None:
     path = "/backups/forged.txt"
-    for nonce in ("1234567890.00.00", "made-up", challenge_nonce(target, path) + "0"):
+    for nonce in ("1234567890.00.00", "made-up", "1.é.ü", challenge_nonce(target, path) + "0"):
         signed = digest_header("alice", "a guessed password", "PUT", path, nonce)
         response = dav(target, "PUT", path, headers=signed, body=b"forged")
         assert response.status == 401, nonce
