@@ -12,6 +12,7 @@ from typing import Any
 
 from cheroot import server, wsgi
 from cheroot.makefile import StreamReader
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -130,6 +131,17 @@ class GuardedConnection(server.HTTPConnection):
             self.server.release(self)
 
 
+class DeferredHandshakeAdapter(BuiltinSSLAdapter):
+    """TLS whose handshake advances as the client sends, never blocking the accept loop."""
+
+    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, str]]:
+        """Wrap the socket without shaking hands yet; GuardedServer reads it without blocking."""
+        # cheroot's adapter shakes hands inside the loop that accepts every connection, with
+        # the full timeout: one client that connects and stays silent held off all others.
+        tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+        return tls, {"wsgi.url_scheme": "https", "HTTPS": "on"}
+
+
 class GuardedServer(wsgi.Server):
     """cheroot that hands a worker thread only connections whose request head has arrived."""
 
@@ -220,7 +232,7 @@ class GuardedServer(wsgi.Server):
                 buffer += chunk
                 if b"\r\n\r\n" in buffer or b"\n\n" in buffer:
                     return True
-        except (BlockingIOError, ssl.SSLWantReadError):
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         finally:
             sock.settimeout(previous_timeout)

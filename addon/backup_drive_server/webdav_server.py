@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
@@ -49,7 +48,11 @@ from backup_drive_server.webdav_auth import (
     ReadOnlyMiddleware,
     describe_client,
 )
-from backup_drive_server.webdav_connections import LISTEN_BACKLOG, GuardedServer
+from backup_drive_server.webdav_connections import (
+    LISTEN_BACKLOG,
+    DeferredHandshakeAdapter,
+    GuardedServer,
+)
 from backup_drive_server.webdav_digest import DEFAULT_NONCE_SECONDS, BackupDriveAuthenticator
 from backup_drive_server.webdav_requests import (
     PlainErrorPrinter,
@@ -367,7 +370,7 @@ class WebDAVServer:
             shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         )
         if certfile is not None and keyfile is not None:
-            self._server.ssl_adapter = BuiltinSSLAdapter(str(certfile), str(keyfile))
+            self._server.ssl_adapter = DeferredHandshakeAdapter(str(certfile), str(keyfile))
         self.scheme = "https" if certfile is not None else "http"
         self._thread: threading.Thread | None = None
 

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import re
 import socket
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.backup_target import BackupTarget
-from tests.server.conftest import LOCK_EXCLUSIVE, Accounts, dav, destination, wait_until
+from tests.server.conftest import (
+    LOCK_EXCLUSIVE,
+    Accounts,
+    basic_auth,
+    dav,
+    destination,
+    wait_until,
+)
+from tests.server.test_options import make_certificate
 
 MIB = 1024 * 1024
 SLOW_CONNECTIONS = 300
@@ -234,3 +244,30 @@ def test_properties_stay_small_and_leave_with_their_file(
     many = {f"n{index}": "v" for index in range(120)}
     response = dav(target, "PROPPATCH", "/backups/moved.tar", auth=alice, body=proppatch_body(many))
     assert "507" in response.text, response.text
+
+
+def test_silent_tls_clients_do_not_stop_webdav(
+    start_target: Callable[..., BackupTarget], accounts: Accounts, tmp_path: Path
+) -> None:
+    cert_file, key_file = make_certificate(tmp_path / "ssl")
+    target = start_target(
+        extra_args=["--webdav-certfile", str(cert_file), "--webdav-keyfile", str(key_file)]
+    )
+    (target.storage / "backups" / "a.tar").write_bytes(b"over TLS")
+    context = ssl.create_default_context(cafile=str(cert_file))
+    silent = [
+        socket.create_connection(("127.0.0.1", target.webdav_port), timeout=10) for _ in range(20)
+    ]
+    try:
+        for _ in range(3):
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", target.webdav_port, timeout=15, context=context
+            )
+            connection.request("GET", "/backups/a.tar", headers=basic_auth(
+                accounts.alice.username, accounts.alice.password))  # fmt: skip
+            response = connection.getresponse()
+            assert (response.status, response.read()) == (200, b"over TLS")
+            connection.close()
+    finally:
+        for sock in silent:
+            sock.close()
