@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -78,8 +79,6 @@ def open_files(pid: int) -> int:
 
 def basic_header(user: str, password: str) -> str:
     """Return a Basic Authorization value."""
-    import base64  # noqa: PLC0415 - only this helper needs it
-
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
