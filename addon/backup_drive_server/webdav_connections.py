@@ -27,6 +27,8 @@ MAX_CONNECTIONS_PER_ADDRESS = 32
 LISTEN_BACKLOG = 512
 # Open connections in all; each costs a file descriptor and a few KiB, never a thread.
 MAX_CONNECTIONS = 1000
+# Refused connections are logged at most once per address in this many seconds.
+REFUSAL_LOG_SECONDS = 60.0
 # Largest unread request body read and thrown away to keep a connection open after an early
 # answer (a 401 to a PUT); beyond this the connection is closed instead.
 DRAIN_LIMIT = 64 * 1024
@@ -154,6 +156,7 @@ class GuardedServer(wsgi.Server):
         self.keep_alive_conn_limit = MAX_CONNECTIONS
         self._open_by_address: dict[str, int] = {}
         self._count_lock = threading.Lock()
+        self._refusals_logged: dict[str, float] = {}
 
     def process_conn(self, conn: GuardedConnection) -> None:
         """Admit a new connection, then pass it to a worker once its request head is complete."""
@@ -201,10 +204,16 @@ class GuardedServer(wsgi.Server):
                 self._open_by_address[address] = from_address + 1
                 conn.admitted = True
                 return True
-        _LOGGER.warning(
-            "Refused a WebDAV connection from %s: %d open from that address, %d in all",
-            address, from_address, total,
-        )  # fmt: skip
+        # One line per address and minute: a flood of refused connections must not flood the log.
+        now = time.monotonic()
+        if now - self._refusals_logged.get(address, -REFUSAL_LOG_SECONDS) >= REFUSAL_LOG_SECONDS:
+            if len(self._refusals_logged) > MAX_CONNECTIONS:
+                self._refusals_logged.clear()
+            self._refusals_logged[address] = now
+            _LOGGER.warning(
+                "Refused WebDAV connections from %s: %d open from that address, %d in all",
+                address, from_address, total,
+            )  # fmt: skip
         self._refuse(conn, TOO_MANY_CONNECTIONS)
         return False
 
