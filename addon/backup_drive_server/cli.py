@@ -11,6 +11,7 @@ from pathlib import Path
 from backup_drive_server.log_format import LOG_LEVELS, configure_logging
 from backup_drive_server.service import serve
 from backup_drive_server.settings import (
+    DEFAULT_LABEL,
     SFTP_PORT,
     WEBDAV_PORT,
     ServerSettings,
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder, so nothing lands on the container's own disk")  # fmt: skip
     parser.add_argument("--log-level", choices=sorted(LOG_LEVELS))
     add_web_page_flags(parser)
+    parser.add_argument("--label", default=DEFAULT_LABEL,
+                        help="the drive's label, shown as the name of the WebDAV root "
+                        f"(default: {DEFAULT_LABEL!r})")  # fmt: skip
+    parser.add_argument("--webdav-nonce-seconds", type=float, default=300.0,
+                        help="how long a WebDAV Digest login challenge stays valid; clients "
+                        "renew it without asking (default: 300)")  # fmt: skip
     return parser
 
 
@@ -76,6 +83,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         require_mount=args.require_mount,
         log_level=args.log_level or str(options.get("log_level") or "info"),
         web_page=web_page_settings(args),
+        webdav_nonce_seconds=args.webdav_nonce_seconds,
+        label=args.label.strip() or DEFAULT_LABEL,
     )
 
 

@@ -61,7 +61,14 @@ async def serve(settings: ServerSettings) -> None:
         max_connections=settings.max_connections,
     )
     webdav = WebDAVServer(
-        webdav_config(storage, accounts, guard, settings.data_dir / "webdav"),
+        webdav_config(
+            storage,
+            accounts,
+            guard,
+            settings.data_dir / "webdav",
+            nonce_seconds=settings.webdav_nonce_seconds,
+            label=settings.label,
+        ),
         settings.bind,
         settings.webdav_port,
         certfile=settings.webdav_certfile,

@@ -18,6 +18,8 @@ WEBDAV_PORT = 8080
 # SFTP and WebDAV alike. s6 and Docker allow 10 seconds before SIGKILL; this leaves time to
 # clean up after.
 SHUTDOWN_GRACE_SECONDS = 4
+# What file managers call the WebDAV root when the drive's label is not known.
+DEFAULT_LABEL = "Backup Drive"
 
 
 class SettingsError(Exception):
@@ -51,6 +53,10 @@ class ServerSettings:
     max_connections: int = 32
     # The add-on's own page (--ui-port); None leaves it off.
     web_page: WebPageSettings | None = None
+    # How long a WebDAV Digest nonce is accepted; clients then log in again without asking.
+    webdav_nonce_seconds: float = 300.0
+    # The drive's label (the add-on mounts it, so it knows): the WebDAV root's display name.
+    label: str = DEFAULT_LABEL
 
     def validate(self) -> None:
         """Raise SettingsError when the settings cannot work together."""

@@ -27,6 +27,9 @@ WRITE_METHODS = frozenset(
 type Environ = dict[str, Any]
 type StartResponse = Callable[..., Any]
 
+# Set by the authenticator when a 401 only asks the client to retry with a new nonce.
+STALE_NONCE_KEY = "backup_drive.stale_nonce"
+
 
 def client_address(environ: Environ) -> str:
     """Return the address a request came from."""
@@ -108,7 +111,8 @@ class LoginGuardMiddleware(BaseMiddleware):  # type: ignore[misc]
             return start_response(status, headers, exc_info)
 
         result = self.next_app(environ, watching_start_response)
-        if credentials and refused and refused[0]:
+        # A stale nonce is not a wrong password: the client simply logs in again.
+        if credentials and refused and refused[0] and not environ.get(STALE_NONCE_KEY):
             delay = self._guard.record_failure(address, "WebDAV", user)
             if delay:
                 time.sleep(delay)  # a cheroot worker thread: only this client waits

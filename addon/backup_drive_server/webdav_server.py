@@ -6,14 +6,13 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cheroot import wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
@@ -24,16 +23,14 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.dir_browser import WsgiDavDirBrowser
-from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
-from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from backup_drive_server import __version__
 from backup_drive_server.accounts import AccountBook
 from backup_drive_server.login_guard import LoginGuard
-from backup_drive_server.settings import SHUTDOWN_GRACE_SECONDS
+from backup_drive_server.settings import DEFAULT_LABEL, SHUTDOWN_GRACE_SECONDS
 from backup_drive_server.staged_upload import (
     DRIVE_FULL_MESSAGE,
     StagedUpload,
@@ -50,8 +47,18 @@ from backup_drive_server.webdav_auth import (
     Environ,
     LoginGuardMiddleware,
     ReadOnlyMiddleware,
-    StartResponse,
     describe_client,
+)
+from backup_drive_server.webdav_connections import (
+    LISTEN_BACKLOG,
+    DeferredHandshakeAdapter,
+    GuardedServer,
+)
+from backup_drive_server.webdav_digest import DEFAULT_NONCE_SECONDS, BackupDriveAuthenticator
+from backup_drive_server.webdav_requests import (
+    PlainErrorPrinter,
+    RequestLimitsMiddleware,
+    refuse_bad_paths,
 )
 from backup_drive_server.webdav_state import LockStore, PropertyStore
 
@@ -70,6 +77,10 @@ def _storage_error(err: OSError) -> Exception:
     if err.errno == errno.ENOSPC:
         full: Exception = DAVError(HTTP_INSUFFICIENT_STORAGE, DRIVE_FULL_MESSAGE)
         return full
+    if err.errno == errno.ENAMETOOLONG:
+        # The name fits the request check but not with the upload's temporary prefix.
+        too_long: Exception = DAVError(HTTP_BAD_REQUEST, "The name is too long for the drive.")
+        return too_long
     return err
 
 
@@ -111,9 +122,12 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
     def begin_write(self, *, content_type: str | None = None) -> _PutBody:
         """Start an upload under a temporary name next to the final one."""
         storage: StorageRoot = self.provider.storage
-        self._upload = StagedUpload(
-            storage, Path(self._file_path), who=describe_client(self.environ)
-        )
+        try:
+            self._upload = StagedUpload(
+                storage, Path(self._file_path), who=describe_client(self.environ)
+            )
+        except OSError as err:
+            raise _storage_error(err) from err
         return _PutBody(self._upload)
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -134,6 +148,50 @@ class BackupDriveFile(FileResource):  # type: ignore[misc]
             raise _storage_error(err) from err
         self.file_stat = os.stat(self._file_path)
 
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        """Copy to a temporary name and rename into place, so a full drive leaves nothing."""
+        self._copy_staged(self.provider.local_path(dest_path, self.environ))
+        self._carry_properties(dest_path, is_move=is_move)
+
+    def move_recursive(self, dest_path: str) -> None:
+        """Rename; across filesystems (another drive mounted below), copy staged and delete."""
+        target = self.provider.local_path(dest_path, self.environ)
+        if os.stat(os.path.dirname(target)).st_dev == self.file_stat.st_dev:
+            super().move_recursive(dest_path)
+            return
+        self._copy_staged(target)
+        os.unlink(self._file_path)
+        self._carry_properties(dest_path, is_move=True)
+
+    def _copy_staged(self, target: str) -> None:
+        storage: StorageRoot = self.provider.storage
+        try:
+            upload = StagedUpload(storage, Path(target), who=describe_client(self.environ))
+        except OSError as err:
+            raise _storage_error(err) from err
+        try:
+            with open(self._file_path, "rb", buffering=0) as source:
+                while block := source.read(BLOCK_SIZE):
+                    upload.append(block)
+            shutil.copystat(self._file_path, upload.staging)
+            upload.commit(expected_size=self.file_stat.st_size)
+        except OSError as err:
+            upload.discard("the copy failed")
+            raise _storage_error(err) from err
+
+    def _carry_properties(self, dest_path: str, *, is_move: bool) -> None:
+        """Give the copy the dead properties (PROPPATCH) of this file, as wsgidav does."""
+        properties = self.provider.prop_manager
+        if not properties:
+            return
+        destination = self.provider.get_resource_inst(dest_path, self.environ).get_ref_url()
+        if is_move:
+            properties.move_properties(
+                self.get_ref_url(), destination, with_children=False, environ=self.environ
+            )
+        else:
+            properties.copy_properties(self.get_ref_url(), destination, self.environ)
+
     def _expected_length(self) -> int | None:
         # macOS Finder sends chunked bodies and announces the size in X-Expected-Entity-Length.
         for key in ("CONTENT_LENGTH", "HTTP_X_EXPECTED_ENTITY_LENGTH"):
@@ -147,10 +205,27 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
     """A folder that hides unfinished uploads and reports the drive's free space."""
 
     def get_member_names(self) -> list[str]:
-        """List members, leaving out the folder of uploads in progress."""
+        """List members, leaving out the uploads folder and escaping non-UTF-8 names."""
+        # A name written over SFTP need not be UTF-8, which WebDAV cannot carry: such a name is
+        # listed as `\xff-name`, mapped back to the file here, so the rest of the folder lists.
         storage: StorageRoot = self.provider.storage
-        names: list[str] = super().get_member_names()
-        return [name for name in names if not storage.hides(self._file_path, name)]
+        self._disk_names: dict[str, str] = {}
+        for name in super().get_member_names():
+            if not storage.hides(self._file_path, name):
+                self._disk_names[os.fsencode(name).decode("utf-8", "backslashreplace")] = name
+        return list(self._disk_names)
+
+    def get_member(self, name: str) -> Any:
+        """Return the member listed as `name`, also one whose name on disk is not UTF-8."""
+        disk_name = getattr(self, "_disk_names", {}).get(name, name)
+        if disk_name == name:
+            return super().get_member(name)
+        path = util.join_uri(self.path, name)
+        file_path = os.path.join(self._file_path, disk_name)
+        member_type = BackupDriveFolder if os.path.isdir(file_path) else BackupDriveFile
+        member = member_type(path, self.environ, file_path)
+        member.name = name
+        return member
 
     def create_empty_resource(self, name: str) -> Any:
         """Create a lock-null file for LOCK, but nothing on disk yet for PUT."""
@@ -159,6 +234,12 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
         path = util.join_uri(self.path, name)
         file_path = self.provider.local_path(path, self.environ)
         return BackupDriveFile(path, self.environ, file_path, exists=False)
+
+    def get_display_name(self) -> str:
+        """Name the root after the drive (its label), not after the folder it is mounted on."""
+        if self.path in ("", "/"):
+            return str(self.provider.label)
+        return super().get_display_name()  # type: ignore[no-any-return]
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         """Offer the RFC 4331 quota properties (not part of allprop, as the RFC says)."""
@@ -178,10 +259,11 @@ class BackupDriveFolder(FolderResource):  # type: ignore[misc]
 class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
     """Publish the storage root through the shared path jail."""
 
-    def __init__(self, storage: StorageRoot) -> None:
-        """Serve `storage`."""
+    def __init__(self, storage: StorageRoot, label: str) -> None:
+        """Serve `storage`, calling its root `label`."""
         super().__init__(str(storage.path), readonly=False, fs_opts={"follow_symlinks": False})
         self.storage = storage
+        self.label = label
 
     # FilesystemProvider maps every path through this private method (resources call it for
     # COPY and MOVE too) and offers no public hook, so the jail has to replace it.
@@ -208,17 +290,24 @@ class BackupDriveProvider(FilesystemProvider):  # type: ignore[misc]
 
 
 def webdav_config(
-    storage: StorageRoot, accounts: AccountBook, guard: LoginGuard, state_dir: Path
+    storage: StorageRoot,
+    accounts: AccountBook,
+    guard: LoginGuard,
+    state_dir: Path,
+    *,
+    nonce_seconds: float = DEFAULT_NONCE_SECONDS,
+    label: str = DEFAULT_LABEL,
 ) -> dict[str, Any]:
     """Build wsgidav's configuration; every non-default key says why it is set."""
     state_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "provider_mapping": {"/": BackupDriveProvider(storage)},
+        "provider_mapping": {"/": BackupDriveProvider(storage, label)},
         "middleware_stack": [
-            ErrorPrinter,
+            PlainErrorPrinter,
             LoginGuardMiddleware,  # before authentication, so it sees the 401s
-            HTTPAuthenticator,
+            BackupDriveAuthenticator,
             ReadOnlyMiddleware,  # after authentication, so it knows the user
+            RequestLimitsMiddleware,  # after authentication: only clients that logged in
             BrowserFolderView,  # browsers get the add-on page's view of a folder, behind the login
             WsgiDavDirBrowser,
             RequestResolver,  # must stay last
@@ -251,38 +340,12 @@ def webdav_config(
         "suppress_version_info": True,
         "verbose": 2,
         "logging": {"enable": False},
-        "backup_drive": {"accounts": accounts, "login_guard": guard},
+        "backup_drive": {
+            "accounts": accounts,
+            "login_guard": guard,
+            "nonce_seconds": nonce_seconds,
+        },
     }
-
-
-def refuse_escaping_paths(app: WsgiDAVApp) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
-    """Answer 403 to a request path that climbs above the root (`/../x`, `/%2e%2e/x`).
-
-    wsgidav answers those itself, but before its middleware runs, with a 400 whose body never
-    arrives: clients hang until they time out. Refusing here gives a clear answer and a log line.
-    """
-
-    def jailed_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = util.re_encode_wsgi(environ.get("PATH_INFO") or "/")
-        try:
-            util.normalize_path(path)
-            # cheroot leaves an encoded slash encoded; a name like `..%2Fx` would only be odd
-            # on disk, but a client sending it means to climb, so it gets the same answer.
-            util.normalize_path(path.replace("%2F", "/").replace("%2f", "/"))
-        except DAVError:
-            _LOGGER.warning(
-                "Refused %r for %s: the path leads outside the storage root",
-                environ.get("PATH_INFO"), describe_client(environ),
-            )  # fmt: skip
-            body = b"Permission denied: the path leads outside the storage root.\n"
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
-        return app(environ, start_response)  # type: ignore[no-any-return]
-
-    return jailed_app
 
 
 class WebDAVServer:
@@ -298,10 +361,14 @@ class WebDAVServer:
         keyfile: Path | None = None,
     ) -> None:
         """Bind to `bind`:`port`, with TLS when a certificate and key are given."""
-        self._server = wsgi.Server(
+        self._server = GuardedServer(
             (bind, port),
-            refuse_escaping_paths(WsgiDAVApp(config)),
+            refuse_bad_paths(WsgiDAVApp(config)),
+            # Threads only ever wait on clients that sent a whole request head (see
+            # webdav_connections), so a few are enough for many clients.
             numthreads=16,
+            # cheroot's default backlog of 5 drops a burst of new connections for seconds.
+            request_queue_size=LISTEN_BACKLOG,
             server_name="Backup Drive",
             # An idle client is dropped after this many seconds of silence.
             timeout=60,
@@ -309,7 +376,7 @@ class WebDAVServer:
             shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         )
         if certfile is not None and keyfile is not None:
-            self._server.ssl_adapter = BuiltinSSLAdapter(str(certfile), str(keyfile))
+            self._server.ssl_adapter = DeferredHandshakeAdapter(str(certfile), str(keyfile))
         self.scheme = "https" if certfile is not None else "http"
         self._thread: threading.Thread | None = None
 

@@ -13,7 +13,14 @@ import pytest
 
 from tests.backup_target import BackupTarget
 from tests.peers import require_root
-from tests.server.conftest import Accounts, dav, eventually, partial_files, sftp_client
+from tests.server.conftest import (
+    Accounts,
+    dav,
+    destination,
+    eventually,
+    partial_files,
+    sftp_client,
+)
 
 pytestmark = pytest.mark.root
 
@@ -88,3 +95,69 @@ def test_webdav_put_to_a_full_drive(
     fits = os.urandom(2 * 1024 * 1024)
     assert dav(target, "PUT", "/backups/fits.tar", auth=alice, body=fits).status in {201, 204}
     assert (small_drive / "backups" / "fits.tar").read_bytes() == fits
+
+
+def test_webdav_copy_to_a_full_drive(
+    small_drive: Path, start_target: Callable[..., BackupTarget], accounts: Accounts
+) -> None:
+    big = os.urandom(4 * 1024 * 1024)
+    (small_drive / "backups" / "big.tar").write_bytes(big)
+    target = start_target()
+    alice = (accounts.alice.username, accounts.alice.password)
+    response = dav(
+        target,
+        "COPY",
+        "/backups/big.tar",
+        auth=alice,
+        headers=destination(target, "/backups/copy.tar"),
+    )
+    assert response.status == 507, (response.status, response.text)
+    assert not (small_drive / "backups" / "copy.tar").exists()
+    assert (small_drive / "backups" / "big.tar").read_bytes() == big
+    (small_drive / "backups" / "big.tar").unlink()
+    assert_drive_as_before(small_drive)
+    # With room again, the same copy goes through whole.
+    (small_drive / "backups" / "small.tar").write_bytes(b"small")
+    headers = destination(target, "/backups/copy.tar")
+    assert dav(target, "COPY", "/backups/small.tar", auth=alice, headers=headers).status == 201
+    assert (small_drive / "backups" / "copy.tar").read_bytes() == b"small"
+
+
+@pytest.fixture
+def full_mount_inside(tmp_path: Path) -> Iterator[Path]:
+    """Mount a nearly full 8 MiB tmpfs at storage/backups/other: another filesystem in the root."""
+    require_root("mounting a small tmpfs inside the storage root")
+    other = tmp_path / "storage" / "backups" / "other"
+    other.mkdir(parents=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DRIVE_SIZE}", "backup-drive-test", str(other)],
+        check=True,
+        timeout=30,
+    )
+    try:
+        (other / "filler.bin").write_bytes(os.urandom(DRIVE_SIZE - 2 * 1024 * 1024))
+        yield other
+    finally:
+        subprocess.run(["umount", "-l", str(other)], check=True, timeout=30)
+
+
+def test_webdav_move_to_a_full_filesystem(
+    full_mount_inside: Path, start_target: Callable[..., BackupTarget], accounts: Accounts
+) -> None:
+    target = start_target()
+    big = os.urandom(4 * 1024 * 1024)
+    source = target.storage / "backups" / "big.tar"
+    source.write_bytes(big)
+    alice = (accounts.alice.username, accounts.alice.password)
+    headers = destination(target, "/backups/other/big.tar")
+    response = dav(target, "MOVE", "/backups/big.tar", auth=alice, headers=headers)
+    assert response.status == 507, (response.status, response.text)
+    assert source.read_bytes() == big
+    assert not (full_mount_inside / "big.tar").exists()
+    assert partial_files(full_mount_inside) == []
+    # A file that fits moves across whole, and leaves its old place.
+    (target.storage / "backups" / "small.tar").write_bytes(b"small")
+    headers = destination(target, "/backups/other/small.tar")
+    assert dav(target, "MOVE", "/backups/small.tar", auth=alice, headers=headers).status == 201
+    assert (full_mount_inside / "small.tar").read_bytes() == b"small"
+    assert not (target.storage / "backups" / "small.tar").exists()
