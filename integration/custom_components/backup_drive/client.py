@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import asyncssh
 from asyncssh import SFTPClient, SFTPClientFile
@@ -13,11 +13,11 @@ from homeassistant.components.backup import AgentBackup
 
 from .catalog import BackupCatalog
 from .const import LOGGER
-from .errors import BackupDriveError
+from .errors import BackupDamaged, BackupDriveError
 from .folder import probe_folder, read_disk_usage
 from .session import CONNECT_TIMEOUT, DriveSession, ServerSettings, normalize_path
 from .sidecar import StoredBackup, sidecar_name
-from .transfer import read_blocks
+from .transfer import close_quietly, read_blocks
 from .upload import UploadResult, upload_backup
 
 
@@ -107,7 +107,7 @@ class BackupDriveClient:
         finally:
             self.invalidate_cache()
 
-    async def open_download(self, stored: StoredBackup) -> AsyncIterator[bytes]:
+    async def open_download(self, stored: StoredBackup) -> AsyncGenerator[bytes]:
         """Open an archive and return its bytes as an iterator with reads in flight."""
         path = posixpath.join(self.path, stored.file_name)
 
@@ -123,7 +123,13 @@ class BackupDriveClient:
         file, size = await self._session.run_with_reconnect(
             f"Opening {stored.file_name}", open_file
         )
-        return read_blocks(file, size, stored.file_name)
+        if stored.size is not None and size != stored.size:
+            await close_quietly(file)
+            raise BackupDamaged(
+                f"{stored.file_name} holds {size} bytes, {stored.size} were stored; "
+                "the file was cut short or replaced"
+            )
+        return read_blocks(file, size, stored.file_name, stored.sha256)
 
     async def delete(self, stored: StoredBackup) -> None:
         """Remove an archive and its sidecar (either may already be gone)."""

@@ -55,6 +55,10 @@ class BackupFileMissing(BackupDriveError):
     """A backup archive or its metadata file does not exist."""
 
 
+class BackupDamaged(BackupDriveError):
+    """A stored archive no longer matches the size or sha256 its metadata file records."""
+
+
 class TransferFailed(BackupDriveError):
     """Any other failure while reading or writing."""
 
@@ -100,6 +104,9 @@ class ErrorMeaning:
     # Backup agent: the error it raises, and its message from {name} (the entry) and {err}.
     agent_error: type[BackupAgentError] = BackupAgentError
     agent_message: str = "{name}: {err}"
+    # The key of the agent error's text in strings.json "exceptions" (placeholders {title} and
+    # {error}); None keeps the plain message.
+    agent_translation_key: str | None = None
     # translate_error: the library errors that become this one, words of a server's reason
     # that do too, and the message from {what} (the operation) and {reason}.
     library_errors: tuple[type[BaseException], ...] = ()
@@ -147,6 +154,10 @@ ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
         translation_key="host_key_changed",
         flow_error="host_key_changed",
         agent_message="{name}: the server's host key changed: {err}",
+    ),
+    BackupDamaged: ErrorMeaning(
+        agent_message="{name}: the backup is damaged: {err}",
+        agent_translation_key="backup_damaged",
     ),
     FolderMissing: ErrorMeaning(translation_key="folder_unusable", flow_error="folder_missing"),
     InvalidPrivateKey: ErrorMeaning(flow_error="invalid_private_key"),

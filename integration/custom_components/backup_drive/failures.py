@@ -50,7 +50,15 @@ def async_handle_agent_failure(
     elif meaning.agent_error is BackupAgentError:
         # No remedy to start and no plain cause to name: keep the traceback for debugging.
         LOGGER.debug("%s failed", entry.title, exc_info=err)
-    return meaning.agent_error(meaning.agent_message.format(name=entry.title, err=err))
+    message = meaning.agent_message.format(name=entry.title, err=err)
+    if meaning.agent_translation_key is None:
+        return meaning.agent_error(message)
+    return meaning.agent_error(
+        message,
+        translation_domain=DOMAIN,
+        translation_key=meaning.agent_translation_key,
+        translation_placeholders={"title": entry.title, "error": str(err)},
+    )
 
 
 def host_key_issue_id(entry: BackupDriveConfigEntry) -> str:
