@@ -32,6 +32,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.backup_drive import backup as backup_platform
 from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import DOMAIN
+from custom_components.backup_drive.listing_index import INDEX_NAME
 from tests.backup_target import BackupTarget
 
 # How long a test waits for Home Assistant to finish a backup in the background. Generous on
@@ -108,8 +109,8 @@ def backups_dir(target: BackupTarget) -> Path:
 
 
 def visible_files(target: BackupTarget) -> list[str]:
-    """Return the names in the backups folder, sorted."""
-    return sorted(path.name for path in backups_dir(target).iterdir())
+    """Return the names in the backups folder, sorted, without our listing index."""
+    return sorted(path.name for path in backups_dir(target).iterdir() if path.name != INDEX_NAME)
 
 
 async def test_backup_round_trip(

@@ -96,7 +96,7 @@ class BackupDriveClient:
         """Stream an archive into the folder, with its sidecar."""
         self.invalidate_cache()
         try:
-            return await upload_backup(
+            result = await upload_backup(
                 self._session,
                 self.path,
                 stream,
@@ -106,6 +106,8 @@ class BackupDriveClient:
             )
         finally:
             self.invalidate_cache()
+        await self._catalog.follow_own_change()
+        return result
 
     async def open_download(self, stored: StoredBackup) -> AsyncGenerator[bytes]:
         """Open an archive and return its bytes as an iterator with reads in flight."""
@@ -143,3 +145,4 @@ class BackupDriveClient:
             await self._session.run_with_reconnect(f"Deleting {stored.file_name}", remove)
         finally:
             self.invalidate_cache()
+        await self._catalog.follow_own_change()

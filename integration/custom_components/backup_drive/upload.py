@@ -140,13 +140,17 @@ async def _write_sidecar(
 ) -> None:
     """Write the metadata file under a temporary name and rename it into place."""
     sidecar = sidecar_content(backup, archive, result.sha256, result.size)
-    name = sidecar_name(backup.backup_id)
-    final = posixpath.join(folder, name)
+    await write_small_file(sftp, posixpath.join(folder, sidecar_name(backup.backup_id)), sidecar)
+
+
+async def write_small_file(sftp: SFTPClient, path: str, content: bytes) -> None:
+    """Write a small file under a temporary name and rename it over `path` in one step."""
+    folder, name = posixpath.split(path)
     temp = posixpath.join(folder, staging_name(name))
     try:
         async with sftp.open(temp, "wb") as file:
-            await file.write(sidecar)
-        await _rename(sftp, temp, final)
+            await file.write(content)
+        await _rename(sftp, temp, path)
     except BaseException:
         await _remove_quietly(sftp, temp)
         raise
