@@ -38,6 +38,11 @@ class BackupDriveClient:
         return self._session.connected
 
     @property
+    def cipher(self) -> str | None:
+        """The SSH cipher in use (client to server), once connected."""
+        return self._session.cipher
+
+    @property
     def server_version(self) -> str | None:
         """The SSH version string of the server, once connected."""
         return self._session.server_version
