@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from homeassistant.components.backup import BackupAgentError, suggested_filename
+from homeassistant.components.backup import AgentBackup, BackupAgentError, suggested_filename
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import DOMAIN
 from tests.backup_target import BackupTarget
 from tests.integration.test_backup import (
@@ -60,6 +61,16 @@ async def test_closing_a_download_releases_the_file(
     assert handles_on(server_pid, archive) == []
 
 
+async def store_random_backup(
+    agent: BackupDriveAgent, target: BackupTarget, size: int
+) -> tuple[AgentBackup, bytes, Path]:
+    """Upload `size` random bytes through the agent; return the backup, the bytes, the archive."""
+    data = os.urandom(size)
+    backup = make_backup("da3a9e01", size)
+    await upload(agent, backup, data)
+    return backup, data, backups_dir(target) / suggested_filename(backup)
+
+
 def flip_byte(path: Path, offset: int) -> None:
     """Invert one byte of a file in place, keeping its size."""
     with path.open("r+b") as file:
@@ -91,10 +102,8 @@ async def test_damaged_archive_is_refused(
 ) -> None:
     """Bytes that differ from the recorded sha256 or size end the download with a clear error."""
     agent = agent_of(hass, backup_entry)
-    data = os.urandom(10 * MIB + 4321)
-    backup = make_backup("da3a9e01", len(data))
-    await upload(agent, backup, data)
-    damage(backups_dir(backup_target) / suggested_filename(backup), offset)
+    backup, data, archive = await store_random_backup(agent, backup_target, 10 * MIB + 4321)
+    damage(archive, offset)
 
     received = 0
     with pytest.raises(BackupAgentError) as caught:
@@ -116,11 +125,10 @@ async def test_damaged_archive_over_http_is_not_served_whole(
     hass_client: ClientSessionGenerator,
 ) -> None:
     """Home Assistant's download view never hands out a damaged backup as a complete file."""
-    agent = agent_of(hass, backup_entry)
-    data = os.urandom(3 * MIB + 5)
-    backup = make_backup("da3a9e02", len(data))
-    await upload(agent, backup, data)
-    flip_byte(backups_dir(backup_target) / suggested_filename(backup), 2 * MIB)
+    backup, data, archive = await store_random_backup(
+        agent_of(hass, backup_entry), backup_target, 3 * MIB + 5
+    )
+    flip_byte(archive, 2 * MIB)
 
     client = await hass_client()
     received = b""

@@ -56,9 +56,10 @@ def test_every_flow_error_and_abort_is_translated() -> None:
 
 
 def test_every_exception_and_issue_is_translated() -> None:
-    """Setup's exceptions and the repair issue have texts, with the placeholders they use."""
+    """Setup's and the agent's exceptions and the repair issue have texts."""
     strings = load_json("strings.json")
     keys = {meaning.translation_key for meaning in ERROR_MEANINGS.values()}
+    keys |= {m.agent_translation_key for m in ERROR_MEANINGS.values() if m.agent_translation_key}
     assert keys == set(strings["exceptions"])
     assert "host_key_mismatch" in strings["issues"]
     repairs = (PACKAGE_DIR / "repairs.py").read_text()
