@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -32,11 +31,17 @@ from typing import Any, cast
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "integration")]
 
-import asyncssh  # noqa: E402
 from homeassistant.components.backup import AgentBackup, suggested_filename  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
 
 from bench.agent_report import GIB, MIB, SIDECARS, Row, mode_table, net_of_handshake, targets  # noqa: E402
+from bench.core_patterns import (  # noqa: E402
+    agent_backup,
+    core_pattern_upload,
+    file_stream,
+    sequential_sidecars,
+    write_sidecars,
+)
 from bench.process_stats import (  # noqa: E402
     CPU_MODES,
     CpuMeter,
@@ -53,13 +58,14 @@ from custom_components.backup_drive import (  # noqa: E402
 from custom_components.backup_drive.backup import BackupDriveAgent  # noqa: E402
 from custom_components.backup_drive.client import BackupDriveClient  # noqa: E402
 from custom_components.backup_drive.session import ServerSettings  # noqa: E402
-from custom_components.backup_drive.sidecar import sidecar_name  # noqa: E402
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget, user_option  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402
 
-MANAGER_CHUNK = MIB  # Home Assistant's manager reads local backups in 1 MiB chunks
-CORE_CHUNK = 64 * 1024
 BENCH_USER = "bench"
+# Home Assistant's container image preloads jemalloc. With glibc's malloc instead, asyncssh's
+# 256 KiB packet buffers are mapped and unmapped again for every packet (about 8x the CPU of
+# encrypting one), which no Home Assistant install pays.
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 
 @dataclass
@@ -69,34 +75,6 @@ class BenchEntry:
     title: str
     entry_id: str
     runtime_data: BackupDriveData
-
-
-async def file_stream(path: Path, chunk: int = MANAGER_CHUNK) -> AsyncIterator[bytes]:
-    """Read a file as Home Assistant's manager does: 1 MiB reads in the executor."""
-    loop = asyncio.get_running_loop()
-    file = await loop.run_in_executor(None, path.open, "rb")
-    try:
-        while data := await loop.run_in_executor(None, file.read, chunk):
-            yield data
-    finally:
-        await loop.run_in_executor(None, file.close)
-
-
-def agent_backup(backup_id: str, size: int) -> AgentBackup:
-    """Return metadata for a benchmark backup."""
-    return AgentBackup(
-        addons=[],
-        backup_id=backup_id,
-        date="2025-06-03T01:00:00.000000+00:00",
-        database_included=True,
-        extra_metadata={},
-        folders=[],
-        homeassistant_included=True,
-        homeassistant_version="2025.4.4",
-        name=f"Bench {backup_id}",
-        protected=False,
-        size=size,
-    )
 
 
 def openssh_sftp(
@@ -113,60 +91,6 @@ def openssh_sftp(
     start = time.perf_counter()
     done = subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - start, done.stderr.decode(errors="replace")
-
-
-@asynccontextmanager
-async def core_sftp(target: BackupTarget) -> AsyncIterator[asyncssh.SFTPClient]:
-    """Open an SFTP session as core's sftp_storage does: asyncssh defaults, password login."""
-    async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            target.sftp_port,
-            username=HOMEASSISTANT_USER,
-            password=target.password,
-            known_hosts=([asyncssh.import_public_key(target.host_key)], [], []),
-            client_keys=[],
-            agent_path=None,
-            config=None,
-        ) as connection,
-        connection.start_sftp_client() as sftp,
-    ):
-        yield sftp
-
-
-async def core_pattern_upload(target: BackupTarget, source: Path, remote: str) -> float:
-    """Upload as core's sftp_storage does: default options, one awaited write per chunk."""
-    async with core_sftp(target) as sftp:
-        start = time.perf_counter()
-        async with sftp.open(remote, "wb") as file:
-            async for block in file_stream(source):
-                for offset in range(0, len(block), CORE_CHUNK):
-                    await file.write(block[offset : offset + CORE_CHUNK])
-        return time.perf_counter() - start
-
-
-async def sequential_sidecars(client: BackupDriveClient, target: BackupTarget) -> float:
-    """List as core's sftp_storage does: read the sidecars one after another."""
-    async with core_sftp(target) as sftp:
-        start = time.perf_counter()
-        names = [n for n in await sftp.listdir(client.path) if n.endswith(".metadata.json")]
-        found = []
-        for name in names:
-            async with sftp.open(f"{client.path}/{name}", "r") as file:
-                found.append(AgentBackup.from_dict(json.loads(await file.read())["metadata"]))
-        elapsed = time.perf_counter() - start
-    assert len(found) == SIDECARS, len(found)
-    return elapsed
-
-
-def write_sidecars(folder: Path) -> None:
-    """Store SIDECARS small backups in core's layout, each with its sidecar."""
-    for index in range(SIDECARS):
-        backup = agent_backup(f"list{index:05d}", 10)
-        name = suggested_filename(backup)
-        (folder / name).write_bytes(b"0123456789")
-        sidecar = {"file_path": f"/backups/{name}", "metadata": backup.as_dict(), "size": 10}
-        (folder / sidecar_name(backup.backup_id)).write_text(json.dumps(sidecar))
 
 
 def make_key(directory: Path) -> tuple[Path, str]:
@@ -280,9 +204,21 @@ async def measure_listing(m: Measurements, client: BackupDriveClient) -> None:
     m.record("list core", f"sequential sidecars {SIDECARS} (core)", 0, seconds, cpu)
 
 
+def agent_allocator() -> str:
+    """Return which malloc this process runs on, and keep it from the processes it starts.
+
+    The parent preloads jemalloc into this child as Home Assistant's container image does for
+    its own process; the server and OpenSSH keep the system's allocator.
+    """
+    os.environ.pop("LD_PRELOAD", None)
+    maps = Path("/proc/self/maps").read_text()
+    return "jemalloc (as in Home Assistant's image)" if "jemalloc" in maps else "glibc malloc"
+
+
 async def measure(mode: str, size: int, big_gib: int, work_dir: Path) -> dict[str, Any]:
     """Run every measurement of one CPU mode; return rows and facts as JSON-ready data."""
     load_before = load_text()
+    allocator = agent_allocator()
     key, public = make_key(work_dir)
     target = BackupTarget(
         storage=work_dir / "storage",
@@ -301,6 +237,7 @@ async def measure(mode: str, size: int, big_gib: int, work_dir: Path) -> dict[st
         # Home Assistant connects at setup; no transfer below pays for the agent's handshake.
         await client.check_folder()
         m.facts["agent cipher"] = client.cipher
+        m.facts["agent's allocator"] = allocator
         source = work_dir / "source"
         write_random_file(source, size)
         backup = agent_backup("bench0001", size)
@@ -355,6 +292,8 @@ def run_modes(args: argparse.Namespace) -> list[str]:
     out = [f"load average before the run: {load_text()} on {os.cpu_count()} CPUs", ""]
     for mode in args.modes.split(","):
         set_cpu_mode(mode)
+        if args.allocator == "jemalloc":
+            os.environ["LD_PRELOAD"] = JEMALLOC
         result_file = args.work_dir / f"agent-bench-{os.getpid()}-{mode}.json"
         command = [sys.executable, __file__, "--child", mode, "--result-file", str(result_file)]
         command += ["--size-mib", str(args.size_mib), "--big-gib", str(args.big_gib)]
@@ -388,6 +327,13 @@ def main() -> None:
     parser.add_argument("--big-gib", type=int, default=0, help="also upload this many GiB")
     parser.add_argument("--modes", default="aes,no-aes", help="CPU modes (default aes,no-aes)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument(
+        "--allocator",
+        choices=["jemalloc", "system"],
+        default="jemalloc" if Path(JEMALLOC).exists() else "system",
+        help="malloc of the agent's process (default jemalloc when installed, as in Home "
+        "Assistant's image; Debian package libjemalloc2)",
+    )
     parser.add_argument("--child", choices=list(CPU_MODES), help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
