@@ -27,7 +27,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "integration")]
 
-from bench.agent_bench import SIDECARS, agent_backup, write_sidecars  # noqa: E402
+from bench.agent_report import SIDECARS  # noqa: E402
+from bench.core_patterns import agent_backup, write_sidecars  # noqa: E402
 from bench.ha_instance import bench_client, drive_entry  # noqa: E402
 from bench.process_stats import MIB, CpuMeter, markdown_table, sha256_of  # noqa: E402
 from custom_components.backup_drive.health_record import RESULT_OK  # noqa: E402

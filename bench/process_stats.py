@@ -11,12 +11,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import resource
 import threading
 from pathlib import Path
 
 MIB = 1024 * 1024
 SAMPLE_INTERVAL = 0.05
+# Tells OpenSSL the CPU has no AES instructions (as on a Raspberry Pi 4 or Home Assistant
+# Yellow's CM4); it must be in a process's environment before OpenSSL initialises there.
+OPENSSL_CPU_VARIABLE = "OPENSSL_ia32cap"  # OpenSSL spells it so
+NO_AES_CPU = "~0x200000200000000"
+CPU_MODES = {
+    "aes": "AES instructions (this machine as it is)",
+    "no-aes": f"no AES instructions (emulated: {OPENSSL_CPU_VARIABLE}={NO_AES_CPU})",
+}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -173,3 +182,26 @@ def markdown_table(header: list[str], rows: list[list[str]], right_from: int = 1
     """Return a Markdown table; columns from `right_from` on are right-aligned (figures)."""
     align = ["---" if i < right_from else "---:" for i in range(len(header))]
     return [f"| {' | '.join(cells)} |" for cells in (header, align, *rows)]
+
+
+def openssh_cipher(verbose_log: str) -> str:
+    """Return the cipher OpenSSH's client reports choosing in its `-v` output."""
+    match = re.search(r"kex: client->server cipher: (\S+) MAC: (\S+)", verbose_log)
+    if not match:
+        return "unknown"
+    cipher, mac = match.groups()
+    return cipher if mac == "<implicit>" else f"{cipher} + {mac}"
+
+
+def load_text() -> str:
+    """Return the load averages (1, 5, 15 minutes) as text."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def set_cpu_mode(mode: str) -> None:
+    """Make the processes started from now on run as on a CPU with or without AES instructions."""
+    if mode == "no-aes":
+        os.environ[OPENSSL_CPU_VARIABLE] = NO_AES_CPU
+    else:
+        os.environ.pop(OPENSSL_CPU_VARIABLE, None)

@@ -40,6 +40,7 @@ from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import DOMAIN
 from custom_components.backup_drive.health_record import HEALTH_FILE_NAME
 from custom_components.backup_drive.keep_awake import KEEP_AWAKE_CEILING, DriveKeeper
+from custom_components.backup_drive.listing_index import INDEX_NAME
 from tests.backup_target import BackupTarget
 
 # How long a test waits for Home Assistant to finish a backup in the background. Generous on
@@ -116,10 +117,9 @@ def backups_dir(target: BackupTarget) -> Path:
 
 
 def visible_files(target: BackupTarget) -> list[str]:
-    """Return the names in the backups folder but the health file, sorted."""
-    return sorted(
-        path.name for path in backups_dir(target).iterdir() if path.name != HEALTH_FILE_NAME
-    )
+    """Return the names in the backups folder but the health file and listing index, sorted."""
+    ours = {HEALTH_FILE_NAME, INDEX_NAME}
+    return sorted(path.name for path in backups_dir(target).iterdir() if path.name not in ours)
 
 
 async def test_backup_round_trip(

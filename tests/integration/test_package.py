@@ -60,7 +60,7 @@ def test_every_flow_error_and_abort_is_translated() -> None:
 
 
 def test_every_exception_and_issue_is_translated() -> None:
-    """Setup's exceptions and the repair issue have texts, with the placeholders they use."""
+    """Setup's and the agent's exceptions and the repair issue have texts."""
     strings = load_json("strings.json")
     keys = {meaning.translation_key for meaning in ERROR_MEANINGS.values()}
     coordinator = (PACKAGE_DIR / "coordinator.py").read_text()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from functools import wraps
 from typing import Any, cast
 
@@ -139,11 +141,14 @@ class BackupDriveAgent(BackupAgent):
         stored = await self._client.find_backup(backup_id)
         return self._translated(await self._client.open_download(stored))
 
-    async def _translated(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _translated(self, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
         """Pass a download through, turning client errors into backup errors."""
+        # Closing this stream must close the reader at once (its remote handle and the reads
+        # in flight), not whenever the garbage collector gets to it.
         try:
-            async for chunk in stream:
-                yield chunk
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    yield chunk
         except BackupDriveError as err:
             raise async_handle_agent_failure(self._hass, self._entry, err) from err
 

@@ -1,4 +1,4 @@
-"""Which backups the folder holds: its metadata files, read many at once and cached briefly."""
+"""Which backups the folder holds: its metadata files, from the index, cached briefly."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from typing import Final
 import asyncssh
 from asyncssh import SFTPClient
 
-from .errors import BackupFileMissing, FolderMissing
+from .const import LOGGER
+from .errors import BackupDriveError, BackupFileMissing, FolderMissing
+from .listing_index import INDEX_NAME, FileStamp, encode_index, trusted_entries
 from .session import DriveSession
 from .sidecar import SIDECAR_SUFFIX, StoredBackup, parse_sidecar, sidecar_name
+from .upload import write_small_file
 
 LIST_CACHE_SECONDS: Final = 30.0
 SIDECAR_READS_IN_FLIGHT: Final = 64
 SIDECAR_READ_SIZE: Final = 256 * 1024
-
-type FileStamp = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class BackupCatalog:
         self._cache_expires = 0.0
         # Every sidecar read so far, by name.
         self._sidecars: dict[str, SidecarRecord] = {}
+        # The (size, mtime) of each metadata file the index on the drive holds, as last read or
+        # written; None until then.
+        self._indexed: dict[str, FileStamp] | None = None
 
     def invalidate(self) -> None:
         """Forget the cached listing."""
@@ -60,6 +64,18 @@ class BackupCatalog:
         self._cache = backups
         self._cache_expires = time.monotonic() + LIST_CACHE_SECONDS
         return backups
+
+    async def follow_own_change(self) -> None:
+        """List again after our own upload or delete, so that the index follows at once.
+
+        The upload or delete itself succeeded: a failure here only leaves the index for the
+        next listing to repair.
+        """
+        self.invalidate()
+        try:
+            await self.list_backups(fresh=True)
+        except BackupDriveError as err:
+            LOGGER.debug("Could not update %s after a change: %s", INDEX_NAME, err)
 
     async def find_backup(self, backup_id: str) -> StoredBackup:
         """Return one backup, raising BackupFileMissing when it is not on the drive."""
@@ -93,6 +109,9 @@ class BackupCatalog:
             and name.endswith(SIDECAR_SUFFIX)
         }
         known = self._sidecars
+        index = next((entry.attrs for entry in entries if entry.filename == INDEX_NAME), None)
+        if not known and index is not None and index.mtime is not None:
+            known = await self._read_index(sftp, index.mtime, current)
         limit = asyncio.Semaphore(SIDECAR_READS_IN_FLIGHT)
 
         async def read_one(name: str) -> tuple[str, SidecarRecord] | None:
@@ -114,21 +133,61 @@ class BackupCatalog:
             for name in current
             if name in fresh or name in known
         }
+        await self._update_index(sftp)
         return {
             record.stored.backup.backup_id: record.stored
             for record in self._sidecars.values()
             if record.stored is not None
         }
 
+    async def _read_index(
+        self, sftp: SFTPClient, index_mtime: int, current: dict[str, FileStamp]
+    ) -> dict[str, SidecarRecord]:
+        """Return the index's records that still match the folder; none when it is unreadable."""
+        try:
+            raw = await self._read_file(sftp, posixpath.join(self._path, INDEX_NAME))
+        except (OSError, asyncssh.SFTPError) as err:
+            LOGGER.debug("Cannot read %s: %s", INDEX_NAME, err)
+            return {}
+        trusted = trusted_entries(raw, index_mtime, current, self._path)
+        self._indexed = {name: stamp for name, (stamp, _stored) in trusted.items()}
+        return {name: SidecarRecord(stamp, stored) for name, (stamp, stored) in trusted.items()}
+
+    async def _update_index(self, sftp: SFTPClient) -> None:
+        """Rewrite the index when the metadata files differ from what it holds.
+
+        Best effort: a read-only account or a full drive leaves the listing as it is (and the
+        next cold start reads the metadata files one by one).
+        """
+        records = {
+            name: (record.stamp, record.stored)
+            for name, record in self._sidecars.items()
+            if record.stored is not None and None not in record.stamp
+        }
+        wanted = {name: stamp for name, (stamp, _stored) in records.items()}
+        if wanted == self._indexed:
+            return
+        self._indexed = wanted
+        try:
+            await write_small_file(sftp, self._path, INDEX_NAME, encode_index(records))
+        except (OSError, asyncssh.SFTPError) as err:
+            LOGGER.debug("Cannot write %s: %s", INDEX_NAME, err)
+
     async def _read_sidecar(self, sftp: SFTPClient, name: str) -> StoredBackup | None:
         """Read one metadata file; None (and a log line) when it cannot be understood."""
         path = posixpath.join(self._path, name)
         try:
-            async with sftp.open(path, "rb") as file:
-                raw: bytes = await file.read(SIDECAR_READ_SIZE)
-                if len(raw) == SIDECAR_READ_SIZE:
-                    rest: bytes = await file.read()
-                    raw += rest
+            raw = await self._read_file(sftp, path)
         except asyncssh.SFTPNoSuchFile as err:
             raise BackupFileMissing(f"{path} not found") from err
         return parse_sidecar(raw, path)
+
+    @staticmethod
+    async def _read_file(sftp: SFTPClient, path: str) -> bytes:
+        """Read a small file whole: one read for a metadata file, more for the index."""
+        async with sftp.open(path, "rb") as file:
+            raw: bytes = await file.read(SIDECAR_READ_SIZE)
+            if len(raw) == SIDECAR_READ_SIZE:
+                rest: bytes = await file.read()
+                raw += rest
+        return raw

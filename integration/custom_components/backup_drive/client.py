@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import asyncssh
 from asyncssh import SFTPClient, SFTPClientFile
@@ -12,11 +12,13 @@ from homeassistant.components.backup import AgentBackup
 
 from .archive_name import check_backup_id, plain_file_name
 from .catalog import BackupCatalog
+from .const import LOGGER
+from .errors import BackupDamaged, BackupDriveError
 from .folder import probe_folder, read_disk_usage
 from .health_record import HealthRecord, read_health, write_health
 from .session import CONNECT_TIMEOUT, DriveSession, ServerSettings, normalize_path
 from .sidecar import StoredBackup, sidecar_name
-from .transfer import read_blocks
+from .transfer import close_quietly, read_blocks
 from .upload import UploadResult, upload_backup
 
 
@@ -35,6 +37,11 @@ class BackupDriveClient:
     def connected(self) -> bool:
         """Whether an SFTP session is open right now."""
         return self._session.connected
+
+    @property
+    def cipher(self) -> str | None:
+        """The SSH cipher in use (client to server), once connected."""
+        return self._session.cipher
 
     @property
     def server_version(self) -> str | None:
@@ -102,7 +109,7 @@ class BackupDriveClient:
         file_name = plain_file_name(file_name)
         self.invalidate_cache()
         try:
-            return await upload_backup(
+            result = await upload_backup(
                 self._session,
                 self.path,
                 stream,
@@ -112,8 +119,10 @@ class BackupDriveClient:
             )
         finally:
             self.invalidate_cache()
+        await self._catalog.follow_own_change()
+        return result
 
-    async def open_download(self, stored: StoredBackup) -> AsyncIterator[bytes]:
+    async def open_download(self, stored: StoredBackup) -> AsyncGenerator[bytes]:
         """Open an archive and return its bytes as an iterator with reads in flight."""
         path = posixpath.join(self.path, stored.file_name)
 
@@ -129,7 +138,13 @@ class BackupDriveClient:
         file, size = await self._session.run_with_reconnect(
             f"Opening {stored.file_name}", open_file
         )
-        return read_blocks(file, size, stored.file_name)
+        if stored.size is not None and size != stored.size:
+            await close_quietly(file)
+            raise BackupDamaged(
+                f"{stored.file_name} holds {size} bytes, {stored.size} were stored; "
+                "the file was cut short or replaced"
+            )
+        return read_blocks(file, size, stored.file_name, stored.sha256)
 
     async def delete(self, stored: StoredBackup) -> None:
         """Remove an archive and its sidecar (either may already be gone)."""
@@ -143,3 +158,4 @@ class BackupDriveClient:
             await self._session.run_with_reconnect(f"Deleting {stored.file_name}", remove)
         finally:
             self.invalidate_cache()
+        await self._catalog.follow_own_change()

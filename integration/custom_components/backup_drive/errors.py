@@ -58,6 +58,10 @@ class InvalidBackupId(BackupDriveError):
     """A backup's id cannot name a file in the folder (a separator, a control character)."""
 
 
+class BackupDamaged(BackupDriveError):
+    """A stored archive no longer matches the size or sha256 its metadata file records."""
+
+
 class TransferFailed(BackupDriveError):
     """Any other failure while reading or writing."""
 
@@ -144,6 +148,7 @@ ERROR_MEANINGS: Final[Mapping[type[BackupDriveError], ErrorMeaning]] = {
         translation_key="host_key_changed",
         flow_error="host_key_changed",
     ),
+    BackupDamaged: ErrorMeaning(translation_key="backup_damaged"),
     FolderMissing: ErrorMeaning(translation_key="folder_unusable", flow_error="folder_missing"),
     InvalidPrivateKey: ErrorMeaning(
         translation_key="invalid_private_key", flow_error="invalid_private_key"

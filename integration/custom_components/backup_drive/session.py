@@ -12,6 +12,7 @@ from typing import Final
 import asyncssh
 from asyncssh import SFTPClient, SSHClientConnection
 
+from .cipher_choice import async_preferred_ciphers
 from .const import LOGGER
 from .errors import (
     CONNECTION_ERRORS,
@@ -28,9 +29,6 @@ from .transfer import READ_BLOCK_SIZE, READS_IN_FLIGHT
 
 # An unreachable drive must not hold up Home Assistant's startup; the entry retries by itself.
 CONNECT_TIMEOUT: Final = 5.0
-# AES-GCM runs on the CPU's AES instructions; asyncssh's default, chacha20-poly1305, is slower
-# on every machine we measured. The rest of asyncssh's defaults follow as fallbacks.
-ENCRYPTION_ALGS: Final = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 KEEPALIVE_INTERVAL: Final = 30
 RECEIVE_WINDOW: Final = 2 * READS_IN_FLIGHT * READ_BLOCK_SIZE
 RECEIVE_PACKET_SIZE: Final = 256 * 1024
@@ -125,7 +123,15 @@ class DriveSession:
         """Whether an SFTP session is open right now."""
         return self._sftp is not None
 
-    def _options(self) -> asyncssh.SSHClientConnectionOptions:
+    @property
+    def cipher(self) -> str | None:
+        """The cipher of the open connection (client to server), once connected."""
+        if self._connection is None:
+            return None
+        cipher: str | None = self._connection.get_extra_info("send_cipher")
+        return cipher
+
+    def _options(self, encryption_algs: str) -> asyncssh.SSHClientConnectionOptions:
         """Build the connection options (reads nothing from ~/.ssh)."""
         settings = self.settings
         return asyncssh.SSHClientConnectionOptions(
@@ -140,7 +146,8 @@ class DriveSession:
             # Pinned: the only key accepted is the one the user (or the add-on) gave us.
             known_hosts=([parse_host_key(settings.host_key)], [], []),
             config=None,
-            encryption_algs=ENCRYPTION_ALGS,
+            # The cipher this CPU runs fastest first; asyncssh's other defaults follow.
+            encryption_algs=encryption_algs,
             compression_algs=None,
             connect_timeout=self._connect_timeout,
             keepalive_interval=KEEPALIVE_INTERVAL,
@@ -163,7 +170,7 @@ class DriveSession:
         """Open the SSH connection and the SFTP session."""
         settings = self.settings
         where = f"{settings.host}:{settings.port}"
-        options = self._options()
+        options = self._options(await async_preferred_ciphers())
         connection: SSHClientConnection | None = None
 
         def lost() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from homeassistant.components.backup import AgentBackup
 
@@ -29,16 +29,31 @@ def sidecar_name(backup_id: str) -> str:
     return f".{backup_id}{SIDECAR_SUFFIX}"
 
 
+def sidecar_data(
+    backup: AgentBackup, file_path: str, sha256: str | None, size: int | None
+) -> dict[str, Any]:
+    """Return what a metadata file holds for an archive: core's keys, then ours."""
+    return {"file_path": file_path, "metadata": backup.as_dict(), "sha256": sha256, "size": size}
+
+
 def sidecar_content(backup: AgentBackup, file_path: str, sha256: str, size: int) -> bytes:
-    """Return the metadata file for an archive: core's keys, then ours."""
-    content = {"file_path": file_path, "metadata": backup.as_dict(), "sha256": sha256, "size": size}
-    return json.dumps(content).encode()
+    """Return the metadata file for an archive."""
+    return json.dumps(sidecar_data(backup, file_path, sha256, size)).encode()
 
 
 def parse_sidecar(raw: bytes, path: str) -> StoredBackup | None:
     """Read a metadata file's content; None (and a log line) when it cannot be understood."""
     try:
         data = json.loads(raw)
+    except ValueError as err:
+        LOGGER.error("Ignoring %s: it is not a valid backup metadata file (%r)", path, err)
+        return None
+    return stored_backup_from(data, path)
+
+
+def stored_backup_from(data: Any, path: str) -> StoredBackup | None:
+    """Read a metadata file's decoded JSON; None (and a log line) when it is not usable."""
+    try:
         backup = AgentBackup.from_dict(data["metadata"])
         file_name = posixpath.basename(str(data["file_path"]))
         sha256 = data.get("sha256")

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Final
 
 import asyncssh
 from asyncssh import SFTPClientFile
 
-from .errors import BackupDriveError, TransferFailed, translate_error
+from .errors import BackupDamaged, BackupDriveError, TransferFailed, translate_error
 
 # Round trips, not bandwidth, limit SFTP on a fast link: large blocks with several requests in
 # flight keep the pipe full (BRIEF.md section 3). Memory stays bounded by block size * in flight.
@@ -141,8 +141,15 @@ async def read_exactly(file: SFTPClientFile, offset: int, length: int) -> bytes:
     return data
 
 
-async def read_blocks(file: SFTPClientFile, size: int, name: str) -> AsyncIterator[bytes]:
-    """Yield the file in order while the next blocks are already being read; close it at the end."""
+async def read_blocks(
+    file: SFTPClientFile, size: int, name: str, sha256: str | None = None
+) -> AsyncGenerator[bytes]:
+    """Yield the file in order while the next blocks are already being read; close it at the end.
+
+    With `sha256` (recorded when the backup was stored) the last block is held back until the
+    digest matches, so damaged bytes end in BackupDamaged rather than in a complete-looking copy.
+    """
+    hasher = BackgroundHasher(READS_IN_FLIGHT) if sha256 else None
     tasks: deque[asyncio.Task[bytes]] = deque()
     offset = 0
     try:
@@ -152,6 +159,8 @@ async def read_blocks(file: SFTPClientFile, size: int, name: str) -> AsyncIterat
                 tasks.append(asyncio.create_task(read_exactly(file, offset, length)))
                 offset += length
             if not tasks:
+                if hasher is not None and size == 0:
+                    await check_digest(hasher, sha256, name)
                 return
             try:
                 data = await tasks.popleft()
@@ -159,9 +168,25 @@ async def read_blocks(file: SFTPClientFile, size: int, name: str) -> AsyncIterat
                 raise
             except (OSError, asyncssh.Error) as err:
                 raise translate_error(err, f"Reading {name}") from err
+            if hasher is not None:
+                await hasher.add(data)
+                if not tasks and offset >= size:
+                    await check_digest(hasher, sha256, name)
             yield data
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if hasher is not None:
+            await hasher.cancel()
         await close_quietly(file)
+
+
+async def check_digest(hasher: BackgroundHasher, expected: str | None, name: str) -> None:
+    """Raise BackupDamaged unless the bytes hashed so far have the expected sha256."""
+    actual = await hasher.hexdigest()
+    if actual != expected:
+        raise BackupDamaged(
+            f"{name} does not match the sha256 recorded when it was stored "
+            f"({expected}, read {actual}); the drive may be failing"
+        )
