@@ -12,8 +12,7 @@ from homeassistant.components.backup import AgentBackup
 
 from .archive_name import check_backup_id, plain_file_name
 from .catalog import BackupCatalog
-from .const import LOGGER
-from .errors import BackupDamaged, BackupDriveError
+from .errors import BackupDamaged
 from .folder import probe_folder, read_disk_usage
 from .health_record import HealthRecord, read_health, write_health
 from .session import CONNECT_TIMEOUT, DriveSession, ServerSettings, normalize_path
