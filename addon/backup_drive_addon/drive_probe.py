@@ -10,20 +10,16 @@ from pathlib import Path
 
 from backup_drive_addon.storage_error import StorageError
 from backup_drive_addon.system_tools import run_tool
+from backup_drive_server.web_page.drive_status import FILESYSTEM_NAMES as SHOWN_NAMES
 
 _LOGGER = logging.getLogger(__name__)
 
 SYS_BLOCK = Path("/sys/class/block")
 
 # The filesystems Backup Drive mounts read-write, by blkid TYPE, with the names users know them
-# by. drive_mount.KERNEL_DRIVERS has a driver list for each of them.
+# by (the page shows the same names). drive_mount.KERNEL_DRIVERS has a driver list for each.
 FILESYSTEM_NAMES = {
-    "ext2": "ext2",
-    "ext3": "ext3",
-    "ext4": "ext4",
-    "exfat": "exFAT",
-    "ntfs": "NTFS",
-    "vfat": "FAT32",
+    fs_type: SHOWN_NAMES[fs_type] for fs_type in ("ext2", "ext3", "ext4", "exfat", "ntfs", "vfat")
 }
 
 

@@ -127,11 +127,11 @@ class BackupCatalog:
             for name, stamp in current.items()
             if None in stamp or name not in known or known[name].stamp != stamp
         ]
-        fresh = dict(r for r in await asyncio.gather(*map(read_one, changed)) if r is not None)
+        reread = dict(r for r in await asyncio.gather(*map(read_one, changed)) if r is not None)
         self._sidecars = {
-            name: fresh.get(name) or known[name]
+            name: reread.get(name) or known[name]
             for name in current
-            if name in fresh or name in known
+            if name in reread or name in known
         }
         await self._update_index(sftp)
         return {
