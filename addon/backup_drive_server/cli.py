@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder, so nothing lands on the container's own disk")  # fmt: skip
     parser.add_argument("--log-level", choices=sorted(LOG_LEVELS))
     add_web_page_flags(parser)
-    parser.add_argument("--label", default=DEFAULT_LABEL,
-                        help="the drive's label, shown as the name of the WebDAV root "
-                        f"(default: {DEFAULT_LABEL!r})")  # fmt: skip
+    parser.add_argument("--label",
+                        help="the name of the WebDAV root (default: the mounted drive's label, "
+                        f"else {DEFAULT_LABEL!r})")  # fmt: skip
     parser.add_argument("--webdav-nonce-seconds", type=float, default=300.0,
                         help="how long a WebDAV Digest login challenge stays valid; clients "
                         "renew it without asking (default: 300)")  # fmt: skip
@@ -84,7 +84,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         log_level=args.log_level or str(options.get("log_level") or "info"),
         web_page=web_page_settings(args),
         webdav_nonce_seconds=args.webdav_nonce_seconds,
-        label=args.label.strip() or DEFAULT_LABEL,
+        label=(args.label or "").strip() or None,
     )
 
 

@@ -15,6 +15,7 @@ from backup_drive_server.host_key import fingerprint, load_host_key
 from backup_drive_server.login_guard import LoginGuard
 from backup_drive_server.settings import (
     BACKUPS_FOLDER,
+    DEFAULT_LABEL,
     HOMEASSISTANT_USER,
     SHUTDOWN_GRACE_SECONDS,
     ServerSettings,
@@ -22,6 +23,7 @@ from backup_drive_server.settings import (
 from backup_drive_server.sftp_server import SFTPContext, start_sftp_server
 from backup_drive_server.storage_root import StorageRoot
 from backup_drive_server.web_page.app import ServerFacts
+from backup_drive_server.web_page.drive_status import read_drive_status
 from backup_drive_server.web_page.listener import start_web_page
 from backup_drive_server.webdav_server import WebDAVServer, webdav_config
 
@@ -67,7 +69,8 @@ async def serve(settings: ServerSettings) -> None:
             guard,
             settings.data_dir / "webdav",
             nonce_seconds=settings.webdav_nonce_seconds,
-            label=settings.label,
+            # The add-on mounts the drive, so its label is known here without a flag.
+            label=settings.label or read_drive_status(storage).label or DEFAULT_LABEL,
         ),
         settings.bind,
         settings.webdav_port,

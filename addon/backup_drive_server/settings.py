@@ -55,8 +55,8 @@ class ServerSettings:
     web_page: WebPageSettings | None = None
     # How long a WebDAV Digest nonce is accepted; clients then log in again without asking.
     webdav_nonce_seconds: float = 300.0
-    # The drive's label (the add-on mounts it, so it knows): the WebDAV root's display name.
-    label: str = DEFAULT_LABEL
+    # The WebDAV root's display name; None: the mounted drive's label, else DEFAULT_LABEL.
+    label: str | None = None
 
     def validate(self) -> None:
         """Raise SettingsError when the settings cannot work together."""

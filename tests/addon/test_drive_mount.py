@@ -16,7 +16,7 @@ import asyncssh
 import pytest
 
 from tests.addon.conftest import ToolRunner
-from tests.backup_target import BackupTarget
+from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
 from tests.peers import require_root, require_tool
 from tests.server.conftest import dav, sftp_client
 
@@ -244,6 +244,28 @@ def test_mounts_by_label_and_uuid(
     assert again.returncode == 0, again.stderr
     assert (mount_point / "backups" / "proof.tar").read_bytes() == b"on the drive"
     release_storage(run_tool, mount_point)
+
+
+def test_webdav_root_is_named_after_the_drive_label(
+    drives: Callable[..., LoopDrive], run_tool: ToolRunner, tmp_path: Path
+) -> None:
+    """File managers show the WebDAV root by the mounted drive's label, with no flag given."""
+    drive, label = formatted_drive(drives, "ext4")
+    mount_point = tmp_path / "backup_drive"
+    target = mount_and_serve(run_tool, str(drive.device), mount_point, tmp_path / "data")
+    try:
+        response = dav(
+            target,
+            "PROPFIND",
+            "/",
+            auth=(HOMEASSISTANT_USER, target.password),
+            headers={"Depth": "0"},
+        )
+        assert response.status == 207, response.text
+        assert f"displayname>{label}<" in response.text
+    finally:
+        target.stop()
+        release_storage(run_tool, mount_point)
 
 
 def test_fat32_warns_about_the_4_gb_limit(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +117,22 @@ def _label_from_links(source: str) -> str | None:
     return None
 
 
+def _label_from_blkid(source: str) -> str | None:
+    # Without udev's database (a container started without `udev: true`, a test machine) the
+    # filesystem itself still knows its label; blkid reads it, as the mount step does.
+    blkid = shutil.which("blkid")
+    if blkid is None:
+        return None
+    try:
+        found = subprocess.run(
+            [blkid, "-o", "value", "-s", "LABEL", source],
+            capture_output=True, text=True, timeout=5, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return found.stdout.strip() or None
+
+
 def read_drive_status(storage: StorageRoot) -> DriveStatus:
     """Inspect the storage root; never raises (a vanished drive is a status, not an error)."""
     path = storage.path
@@ -126,7 +144,11 @@ def read_drive_status(storage: StorageRoot) -> DriveStatus:
         filesystem = FILESYSTEM_NAMES.get(fstype, fstype)
         if mount.source.startswith("/dev/") and mount.root == "/":
             kind, source = "drive", mount.source
-            label = udev.get("ID_FS_LABEL") or _label_from_links(mount.source)
+            label = (
+                udev.get("ID_FS_LABEL")
+                or _label_from_links(mount.source)
+                or _label_from_blkid(mount.source)
+            )
         else:
             # A bind-mounted folder (the `folder` option) or network storage.
             source = mount.root if mount.root != "/" else mount.source
