@@ -8,6 +8,10 @@ alternates per repeat, and the best repeat counts. Our server's peak RSS is samp
 
 This is a benchmark, not a test: it exits 0 when a target is missed (and says so), and 1 only
 when a transfer fails or returns wrong bytes, because then the figures would mean nothing.
+
+Why one long file: it is a script people run and read top to bottom (servers under test, the
+timed transfers, the report), and every part only serves this one table; what other benchmarks
+share lives in process_stats.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Serve the storage root over WebDAV (wsgidav on cheroot) for file managers and browsers."""
+"""Serve the storage root over WebDAV (wsgidav on cheroot) for file managers and browsers.
+
+Just over 400 lines because the provider, its file and folder resources and the configuration
+that wires them are one seam of wsgidav; logins, limits, state and connections have their own
+modules (webdav_auth, webdav_requests, webdav_state, webdav_connections).
+"""
 
 from __future__ import annotations
 
