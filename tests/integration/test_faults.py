@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -103,7 +104,8 @@ async def test_folder_gone_while_loaded(
     backup_target: BackupTarget, backup_entry: MockConfigEntry, hass: HomeAssistant
 ) -> None:
     """An upload into a folder that vanished (drive unmounted) says so; it is no 'not found'."""
-    backups_dir(backup_target).rmdir()
+    # Gone with what the integration keeps in it (listing index, health file), as on unmount.
+    shutil.rmtree(backups_dir(backup_target))
     agent = agent_of(hass, backup_entry)
     with pytest.raises(BackupAgentError, match="does not exist") as caught:
         await upload(agent, make_backup("0005eeee", 10), b"0123456789")

@@ -20,6 +20,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.backup_drive.backup import BackupDriveAgent
 from custom_components.backup_drive.const import CONF_HOST_KEY, CONF_PATH, CONF_PRIVATE_KEY, DOMAIN
+from custom_components.backup_drive.health_record import HEALTH_FILE_NAME
+from custom_components.backup_drive.listing_index import INDEX_NAME
 from tests.integration.entries import set_up_entry, stop_target
 from tests.integration.test_backup import make_backup, upload
 from tests.openssh_server import OpenSshServer
@@ -191,4 +193,5 @@ async def test_backup_id_that_cannot_name_a_file_is_refused(
     agent = BackupDriveAgent(hass, key_entry)
     with pytest.raises(BackupAgentError, match=r"cannot name a file|too long"):
         await upload(agent, make_backup(backup_id, 3), b"abc")
-    assert files_under(tmp_path / "nas") == set()
+    # Only what the entry keeps about the folder (its listing index, its health file) is there.
+    assert {path.name for path in files_under(tmp_path / "nas")} <= {INDEX_NAME, HEALTH_FILE_NAME}

@@ -178,6 +178,8 @@ async def test_read_only_account_lists_without_an_index(
 ) -> None:
     """An account that may not write still lists every backup; the index is simply not kept."""
     store_old_backups(backup_target, 3)
+    # The read-write entry's first poll already keeps an index: start the reader without one.
+    (backups_dir(backup_target) / INDEX_NAME).unlink(missing_ok=True)
     reader = accounts["reader"]
     client = new_client(reader.username, reader.password)
     assert len(await client.list_backups(fresh=True)) == 3
