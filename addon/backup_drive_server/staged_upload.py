@@ -63,7 +63,7 @@ class StagedUpload:
         self._appended = 0
         self._fd_open = True
         self._finished = False
-        self.staging = storage.new_staging_path()
+        self.staging = storage.new_staging_path(final)
         access = os.O_RDWR if readable else os.O_WRONLY
         try:
             self.fd = os.open(self.staging, access | os.O_CREAT | os.O_EXCL, mode)

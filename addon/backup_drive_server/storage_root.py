@@ -54,8 +54,9 @@ class StorageRoot:
                 _LOGGER.warning("Removed an unfinished upload left by a crash: %s", entry.path)
 
     def hides(self, folder: str | Path, name: str) -> bool:
-        """Return whether listings of `folder` leave `name` out (the staging folder)."""
-        return name == STAGING_FOLDER and Path(folder) == self.path
+        """Return whether listings of `folder` leave `name` out (a staging folder)."""
+        # Each filesystem inside the root has its own staging folder (see new_staging_path).
+        return name == STAGING_FOLDER
 
     def check_available(self) -> None:
         """Raise StorageUnavailableError when the drive is not mounted at the root."""
@@ -110,8 +111,7 @@ class StorageRoot:
             real = os.path.join(os.path.realpath(candidate.parent), candidate.name)
         if real != str(self.path) and not real.startswith(f"{self.path}{os.sep}"):
             self._refuse(client_path, who)
-        staging = str(self.staging_folder)
-        if real == staging or real.startswith(f"{staging}{os.sep}"):
+        if STAGING_FOLDER in Path(real).relative_to(self.path).parts:
             self._refuse_staging(client_path, who)
         return Path(real)
 
@@ -134,16 +134,34 @@ class StorageRoot:
             f"Permission denied: {STAGING_FOLDER} is reserved for uploads in progress"
         )
 
-    def new_staging_path(self) -> Path:
-        """Reserve a fresh name in the staging folder for an upload."""
+    def new_staging_path(self, final: Path) -> Path:
+        """Reserve a fresh name for an upload to `final`, on the filesystem that will hold it."""
         # Made again if someone removed it from the host while the server was running, but
         # never on the container's own disk while the drive is gone.
         self.check_available()
-        self.staging_folder.mkdir(mode=0o700, exist_ok=True)
-        staging = self.staging_folder / f"{secrets.token_hex(8)}.upload"
+        folder = self._staging_folder_for(final.parent)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        staging = folder / f"{secrets.token_hex(8)}.upload"
         with self._staging_lock:
             self._staging.add(staging)
         return staging
+
+    def _staging_folder_for(self, folder: Path) -> Path:
+        """Return the staging folder on `folder`'s filesystem: a rename cannot cross devices.
+
+        Usually the root's; a filesystem mounted inside the root (another drive, a network
+        share) gets one at its own top, so the final rename stays atomic there too.
+        """
+        try:
+            device = folder.stat().st_dev
+            if device == self.path.stat().st_dev:
+                return self.staging_folder
+            top = folder
+            while top != self.path and top.parent.stat().st_dev == device:
+                top = top.parent
+        except OSError:
+            return self.staging_folder
+        return top / STAGING_FOLDER
 
     def commit_staging(self, staging: Path, final: Path) -> None:
         """Move a complete upload into place, replacing an older file of the same name."""

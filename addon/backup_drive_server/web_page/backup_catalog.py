@@ -182,7 +182,8 @@ def list_folder(folder: Path, health: DriveHealth | None = None) -> FolderListin
     claimed = {backup.file_name for backup in backups}
     others = [
         OtherEntry(
-            name=name,
+            # A name written over SFTP need not be UTF-8; shown escaped as WebDAV lists it.
+            name=os.fsencode(name).decode("utf-8", "backslashreplace"),
             is_folder=is_folder,
             size=None if is_folder or stat is None else stat.st_size,
             modified=_modified(stat) if stat is not None else None,
