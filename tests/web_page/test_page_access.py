@@ -7,11 +7,11 @@ import http.client
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.server.conftest import DavResponse
 from tests.web_page.conftest import ALICE, BOB, Drive
 from tests.web_page.drive_content import HEALTH_FILE
 
@@ -22,20 +22,6 @@ PROPFIND_NAMES = (
 )
 
 
-@dataclass(frozen=True)
-class Answer:
-    """Status, headers and body of one HTTP answer."""
-
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        """The body as text."""
-        return self.body.decode("utf-8", errors="replace")
-
-
 def request(
     port: int,
     method: str,
@@ -44,7 +30,7 @@ def request(
     login: tuple[str, str] | None = None,
     headers: dict[str, str] | None = None,
     body: bytes = b"",
-) -> Answer:
+) -> DavResponse:
     """Send one request to 127.0.0.1:port and read the whole answer."""
     all_headers = dict(headers or {})
     if login is not None:
@@ -54,7 +40,7 @@ def request(
     try:
         connection.request(method, path, body=body, headers=all_headers)
         response = connection.getresponse()
-        return Answer(response.status, response.headers, response.read())
+        return DavResponse(response.status, response.headers, response.read())
     finally:
         connection.close()
 
