@@ -219,6 +219,36 @@ def basic_auth(username: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    source_address: tuple[str, int] | None = None,
+    timeout: float = 15,
+) -> DavResponse:
+    """Send one raw HTTP request to 127.0.0.1:port (the path exactly as given) and read it all.
+
+    A loopback request of a few MiB takes milliseconds; the timeout only catches answers that
+    never complete (a Content-Length with no body behind it).
+    """
+    all_headers = dict(headers or {})
+    if auth is not None:
+        all_headers.update(basic_auth(*auth))
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout, source_address=source_address
+    )
+    try:
+        connection.request(method, path, body=body, headers=all_headers)
+        response = connection.getresponse()
+        return DavResponse(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
 def dav(
     target: BackupTarget,
     method: str,
@@ -229,23 +259,11 @@ def dav(
     body: bytes = b"",
     source_address: tuple[str, int] | None = None,
 ) -> DavResponse:
-    """Send one raw HTTP request (the path is sent exactly as given, no normalisation).
-
-    A loopback request of a few MiB takes milliseconds; the timeout only catches answers that
-    never complete (a Content-Length with no body behind it).
-    """
-    all_headers = dict(headers or {})
-    if auth is not None:
-        all_headers.update(basic_auth(*auth))
-    connection = http.client.HTTPConnection(
-        "127.0.0.1", target.webdav_port, timeout=15, source_address=source_address
-    )
-    try:
-        connection.request(method, path, body=body, headers=all_headers)
-        response = connection.getresponse()
-        return DavResponse(response.status, response.headers, response.read())
-    finally:
-        connection.close()
+    """Send one raw HTTP request to the target's WebDAV port."""
+    return http_request(
+        target.webdav_port, method, path,
+        auth=auth, headers=headers, body=body, source_address=source_address,
+    )  # fmt: skip
 
 
 def destination(target: BackupTarget, path: str) -> dict[str, str]:

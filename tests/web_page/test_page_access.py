@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import http.client
 import re
 import time
 from collections.abc import Callable
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import DavResponse
+from tests.server.conftest import DavResponse, http_request
 from tests.web_page.conftest import ALICE, BOB, Drive
 from tests.web_page.drive_content import HEALTH_FILE
 
@@ -32,17 +30,7 @@ def request(
     body: bytes = b"",
 ) -> DavResponse:
     """Send one request to 127.0.0.1:port and read the whole answer."""
-    all_headers = dict(headers or {})
-    if login is not None:
-        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
-        all_headers["Authorization"] = f"Basic {token}"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=all_headers)
-        response = connection.getresponse()
-        return DavResponse(response.status, response.headers, response.read())
-    finally:
-        connection.close()
+    return http_request(port, method, path, auth=login, headers=headers, body=body, timeout=30)
 
 
 def alice() -> tuple[str, str]:
