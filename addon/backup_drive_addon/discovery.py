@@ -12,13 +12,12 @@ from typing import Any, TypedDict
 from backup_drive_addon.health import read_ssh_banner
 from backup_drive_addon.supervisor import SupervisorClient, SupervisorError
 from backup_drive_server.accounts import PASSWORD_FILE
-from backup_drive_server.host_key import HOST_KEY_FILE
+from backup_drive_server.host_key import PUBLIC_KEY_FILE
 from backup_drive_server.settings import BACKUPS_FOLDER, HOMEASSISTANT_USER
 
 _LOGGER = logging.getLogger(__name__)
 
 SERVICE = "backup_drive"
-PUBLIC_KEY_FILE = f"{HOST_KEY_FILE}.pub"
 DISCOVERY_PATH = f"/{BACKUPS_FOLDER}"
 
 

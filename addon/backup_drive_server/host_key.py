@@ -12,12 +12,14 @@ from backup_drive_server.secret_files import write_secret_file
 _LOGGER = logging.getLogger(__name__)
 
 HOST_KEY_FILE = "ssh_host_ed25519_key"
+# The public half, which discovery sends to Home Assistant.
+PUBLIC_KEY_FILE = f"{HOST_KEY_FILE}.pub"
 
 
 def load_host_key(data_dir: Path) -> asyncssh.SSHKey:
     """Return the host key kept in `data_dir`, creating it once (mode 0600)."""
     key_path = data_dir / HOST_KEY_FILE
-    public_path = data_dir / f"{HOST_KEY_FILE}.pub"
+    public_path = data_dir / PUBLIC_KEY_FILE
     if key_path.exists():
         key = asyncssh.read_private_key(key_path)
     else:
@@ -26,7 +28,7 @@ def load_host_key(data_dir: Path) -> asyncssh.SSHKey:
         write_secret_file(key_path, key.export_private_key("openssh"))
         _LOGGER.info("Generated a new SSH host key in %s", key_path)
     key_path.chmod(0o600)
-    public_line = key.export_public_key("openssh").decode().strip()
+    public_line = public_key_line(key)
     if not public_path.exists() or public_path.read_text().strip() != public_line:
         public_path.write_text(public_line + "\n")
     return key

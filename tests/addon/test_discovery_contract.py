@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backup_drive_addon.discovery import PAYLOAD_KEYS, PUBLIC_KEY_FILE, build_config
+from backup_drive_addon.discovery import PAYLOAD_KEYS, build_config
 from backup_drive_server.accounts import PASSWORD_FILE
+from backup_drive_server.host_key import PUBLIC_KEY_FILE
 from tests.discovery_payload_contract import DOCUMENTED_PAYLOAD
 
 
