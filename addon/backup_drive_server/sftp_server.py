@@ -14,6 +14,7 @@ from backup_drive_server.login_guard import LoginGuard
 from backup_drive_server.settings import HOMEASSISTANT_USER
 from backup_drive_server.sftp_limits import install_sftp_limits
 from backup_drive_server.sftp_session import BackupDriveSFTPServer
+from backup_drive_server.ssh_ignore_packets import install_ignore_packet_filter
 from backup_drive_server.storage_root import StorageRoot
 
 _LOGGER = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ async def start_sftp_server(
 ) -> asyncssh.SSHAcceptor:
     """Listen for SFTP clients, offering only `encryption_algs` (cipher_choice.py picks them)."""
     install_sftp_limits()
+    install_ignore_packet_filter()
 
     def make_sftp_server(chan: asyncssh.SSHServerChannel[bytes]) -> BackupDriveSFTPServer:
         return BackupDriveSFTPServer(chan, context)

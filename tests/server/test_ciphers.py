@@ -7,38 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from backup_drive_server.cipher_choice import AES_GCM, CHACHA20_POLY1305
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget
 from tests.peers import require_tool
-from tests.server.conftest import Accounts, connect, openssh_options
-
-# Makes OpenSSL behave as on a CPU without AES instructions (Raspberry Pi 4, Home Assistant
-# Yellow): AES-GCM falls to a tenth of its speed, chacha20-poly1305 stays fast.
-WITHOUT_AES = {"OPENSSL_ia32cap": "~0x200000200000000"}
-
-
-def cpu_has_aes() -> bool:
-    """Return whether this CPU has AES instructions (else the server picks chacha20 anyway)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " aes " in flags.replace("\n", " ")
-
-
-@pytest.fixture(params=["aes-instructions", "no-aes-instructions"])
-def cpu(
-    request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
-    start_target: Callable[..., BackupTarget],
-) -> tuple[BackupTarget, list[str]]:
-    """Start a server as on a CPU with or without AES instructions; return it and its ciphers."""
-    monkeypatch.delenv("OPENSSL_ia32cap", raising=False)
-    if request.param == "aes-instructions" and cpu_has_aes():
-        return start_target(), AES_GCM
-    return start_target(env=WITHOUT_AES), [CHACHA20_POLY1305]
+from tests.server.conftest import WITHOUT_AES, Accounts, connect, openssh_options
 
 
 async def test_asyncssh_client_agrees_on_the_expected_cipher(
