@@ -47,8 +47,11 @@ from bench.process_stats import (  # noqa: E402
     CPU_MODES,
     CpuMeter,
     RssSampler,
+    add_server_allocator_argument,
+    jemalloc_path,
     load_text,
     openssh_cipher,
+    server_env,
     set_cpu_mode,
     write_random_file,
 )
@@ -58,10 +61,9 @@ from tests.backup_target import BackupTarget, user_option  # noqa: E402
 from tests.ssh_keys import generate_key_pair  # noqa: E402
 
 BENCH_USER = "bench"
-# Home Assistant's container image preloads jemalloc. With glibc's malloc instead, asyncssh's
-# 256 KiB packet buffers are mapped and unmapped again for every packet (about 8x the CPU of
-# encrypting one), which no Home Assistant install pays.
-JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+# Home Assistant's container image preloads jemalloc, and so does the add-on's run script for
+# the server. With glibc's malloc instead, asyncssh's 256 KiB packet buffers are mapped and
+# unmapped again for every packet (about 8x the CPU of encrypting one), which neither pays.
 
 
 def openssh_sftp(
@@ -181,14 +183,16 @@ def agent_allocator() -> str:
     """Return which malloc this process runs on, and keep it from the processes it starts.
 
     The parent preloads jemalloc into this child as Home Assistant's container image does for
-    its own process; the server and OpenSSH keep the system's allocator.
+    its own process; the server gets its own (--server-allocator), OpenSSH the system's.
     """
     os.environ.pop("LD_PRELOAD", None)
     maps = Path("/proc/self/maps").read_text()
     return "jemalloc (as in Home Assistant's image)" if "jemalloc" in maps else "glibc malloc"
 
 
-async def measure(mode: str, size: int, big_gib: int, work_dir: Path) -> dict[str, Any]:
+async def measure(
+    mode: str, size: int, big_gib: int, work_dir: Path, server_allocator: str
+) -> dict[str, Any]:
     """Run every measurement of one CPU mode; return rows and facts as JSON-ready data."""
     load_before = load_text()
     allocator = agent_allocator()
@@ -197,6 +201,7 @@ async def measure(mode: str, size: int, big_gib: int, work_dir: Path) -> dict[st
         storage=work_dir / "storage",
         data_dir=work_dir / "data",
         options={"users": [user_option(BENCH_USER, "bench-password-unused", public)]},
+        env=server_env(server_allocator),
     ).start()
     known_hosts = work_dir / "known_hosts"
     known_hosts.write_text(target.known_hosts_line() + "\n")
@@ -213,6 +218,7 @@ async def measure(mode: str, size: int, big_gib: int, work_dir: Path) -> dict[st
         await client.check_folder()
         m.facts["agent cipher"] = client.cipher
         m.facts["agent's allocator"] = allocator
+        m.facts["server's allocator"] = server_allocator
         source = work_dir / "source"
         write_random_file(source, size)
         backup = agent_backup("bench0001", size)
@@ -269,10 +275,11 @@ def run_modes(args: argparse.Namespace) -> list[str]:
     for mode in args.modes.split(","):
         set_cpu_mode(mode)
         if args.allocator == "jemalloc":
-            os.environ["LD_PRELOAD"] = JEMALLOC
+            os.environ["LD_PRELOAD"] = server_env("jemalloc")["LD_PRELOAD"]
         result_file = args.work_dir / f"agent-bench-{os.getpid()}-{mode}.json"
         command = [sys.executable, __file__, "--child", mode, "--result-file", str(result_file)]
         command += ["--size-mib", str(args.size_mib), "--big-gib", str(args.big_gib)]
+        command += ["--server-allocator", args.server_allocator]
         subprocess.run([*command, "--work-dir", str(args.work_dir)], check=True)
         result = json.loads(result_file.read_text())
         result_file.unlink()
@@ -306,17 +313,19 @@ def main() -> None:
     parser.add_argument(
         "--allocator",
         choices=["jemalloc", "system"],
-        default="jemalloc" if Path(JEMALLOC).exists() else "system",
+        default="jemalloc" if jemalloc_path() else "system",
         help="malloc of the agent's process (default jemalloc when installed, as in Home "
         "Assistant's image; Debian package libjemalloc2)",
     )
+    add_server_allocator_argument(parser)
     parser.add_argument("--child", choices=list(CPU_MODES), help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = args.size_mib * MIB
     if args.child:
         with tempfile.TemporaryDirectory(prefix="backup-drive-bench-", dir=args.work_dir) as work:
-            result = asyncio.run(measure(args.child, size, args.big_gib, Path(work)), debug=False)
+            run = measure(args.child, size, args.big_gib, Path(work), args.server_allocator)
+            result = asyncio.run(run, debug=False)
         args.result_file.write_text(json.dumps(result))
         return
     for program in ("sftp", "ssh-keygen"):

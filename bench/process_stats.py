@@ -8,6 +8,7 @@ can compress.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import os
@@ -191,6 +192,33 @@ def openssh_cipher(verbose_log: str) -> str:
         return "unknown"
     cipher, mac = match.groups()
     return cipher if mac == "<implicit>" else f"{cipher} + {mac}"
+
+
+def jemalloc_path() -> str | None:
+    """Return Debian's libjemalloc.so.2 (package libjemalloc2) when installed."""
+    found = sorted(Path("/usr/lib").glob("*-linux-gnu*/libjemalloc.so.2"))
+    return str(found[0]) if found else None
+
+
+def add_server_allocator_argument(parser: argparse.ArgumentParser) -> None:
+    """Add --server-allocator: our server on jemalloc (as the add-on runs it) or the system's."""
+    parser.add_argument(
+        "--server-allocator",
+        choices=["jemalloc", "system"],
+        default="jemalloc" if jemalloc_path() else "system",
+        help="malloc of backup-drive-server (default jemalloc when installed, as the add-on's "
+        "run script preloads it; Debian package libjemalloc2)",
+    )
+
+
+def server_env(allocator: str) -> dict[str, str]:
+    """Return the environment that runs our server on `allocator` (jemalloc or system)."""
+    path = jemalloc_path()
+    if allocator == "jemalloc":
+        if path is None:
+            raise SystemExit("--server-allocator jemalloc: libjemalloc2 is not installed")
+        return {"LD_PRELOAD": path}
+    return {}
 
 
 def load_text() -> str:

@@ -41,12 +41,14 @@ from bench.process_stats import (  # noqa: E402
     CPU_MODES,
     SAMPLE_INTERVAL,
     RssSampler,
+    add_server_allocator_argument,
     children_cpu,
     cpu_seconds,
     descendants,
     load_text,
     markdown_table,
     openssh_cipher,
+    server_env,
     set_cpu_mode,
     sha256_of,
     status_kib,
@@ -211,7 +213,11 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 def start_ours(
-    work: Path, client_public_key: str, server_args: Sequence[str], stack: contextlib.ExitStack
+    work: Path,
+    client_public_key: str,
+    server_args: Sequence[str],
+    stack: contextlib.ExitStack,
+    env: dict[str, str],
 ) -> BackupTarget:
     """Start backup-drive-server with an extra read-write account that accepts our key."""
     options = {"users": [user_option(BENCH_USER, BENCH_PASSWORD, client_public_key)]}
@@ -220,6 +226,7 @@ def start_ours(
         data_dir=work / "ours-data",
         options=options,
         extra_args=list(server_args),
+        env=env,
     )
     stack.callback(target.stop)
     try:
@@ -544,6 +551,7 @@ class Report:
     reference_names: dict[str, str] = field(default_factory=dict)
     ciphers: dict[str, str] = field(default_factory=dict)
     sftp_options: list[str] = field(default_factory=list)
+    server_allocator: str = "system"
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
     ours_hwm_kib: int = 0
     rss_samples: int = 0
@@ -694,6 +702,8 @@ class Report:
         tools = self.tools
         out += [
             "References: " + ", ".join(f"{k}: {v}" for k, v in self.reference_names.items()),
+            f"Our server's allocator: {self.server_allocator} (the add-on preloads jemalloc); "
+            "the references run on the system's",
             f"Versions: {python_versions()}; {program_version([tools.ssh, '-V'])}; "
             f"{program_version([tools.rclone, 'version'])}; "
             f"{program_version([tools.curl, '--version']).split(' (')[0]}",
@@ -760,6 +770,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="measure as on a CPU with AES instructions, without them (emulated), or both "
         "(default both, one after the other)",
     )
+    add_server_allocator_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     if args.size_mib < 1 or args.repeat < 1:
@@ -875,7 +886,11 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> Report:
     stack.callback(shutil.rmtree, work, ignore_errors=True)
     check_free_space(work, args.size_mib * MIB)
     report = Report(
-        size=args.size_mib * MIB, repeat=args.repeat, tools=tools, sftp_options=sftp_options
+        size=args.size_mib * MIB,
+        repeat=args.repeat,
+        tools=tools,
+        sftp_options=sftp_options,
+        server_allocator=args.server_allocator,
     )
     report.loads.append(("start", load_text()))
 
@@ -889,7 +904,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> Report:
     ours: BackupTarget | None = None
     if not args.references_only:
         log(plan, "starting backup-drive-server")
-        ours = start_ours(work, public_key, args.server_arg, stack)
+        ours = start_ours(
+            work, public_key, args.server_arg, stack, server_env(args.server_allocator)
+        )
         assert ours.process is not None
         sampler.watch("ours", ours.process.pid)
     sampler.start()

@@ -135,6 +135,7 @@ readonly -a DEBIAN_PEERS=(
     "fusefat:fusefat"
     "apparmor_parser:apparmor"
     "chromium:chromium"
+    "libjemalloc.so.2:libjemalloc2"
 )
 
 missing_peer_packages() {
@@ -142,6 +143,12 @@ missing_peer_packages() {
     for entry in "${DEBIAN_PEERS[@]}"; do
         cmd="${entry%%:*}"
         pkg="${entry#*:}"
+        case "${cmd}" in
+        lib*.so*)
+            /sbin/ldconfig -p 2>/dev/null | grep -qF "${cmd} " || echo "${pkg}"
+            continue
+            ;;
+        esac
         command -v "${cmd}" >/dev/null 2>&1 || [ -x "${cmd}" ] || [ -x "/usr/sbin/${cmd}" ] || [ -x "/sbin/${cmd}" ] || echo "${pkg}"
     done | sort -u
 }

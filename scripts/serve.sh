@@ -7,6 +7,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 ensure_venv "${VENV}" -- requirements/server.txt
 cd "${REPO_ROOT}"
+# jemalloc when Debian's libjemalloc2 is installed, as the add-on runs the server (its run
+# script explains why); DISABLE_JEMALLOC=1 opts out.
+if [ -z "${DISABLE_JEMALLOC+x}" ]; then
+    for jemalloc in /usr/lib/*-linux-gnu*/libjemalloc.so.2; do
+        [ -f "${jemalloc}" ] && export LD_PRELOAD="${jemalloc}" && break
+    done
+fi
 # The add-on itself serves its page to Home Assistant's ingress on another port; a --ui-port
 # among the extra flags wins over this one.
 exec "${VENV}/bin/backup-drive-server" --ui-port 8099 "$@"

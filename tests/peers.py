@@ -35,6 +35,19 @@ def require_tool(name: str, debian_package: str) -> str:
     fail_or_skip(message)
 
 
+def require_library(soname: str, debian_package: str) -> Path:
+    """Return the path of shared library `soname`, or fail (skip only when opted out)."""
+    for pattern in (f"/usr/lib/*-linux-gnu*/{soname}", f"/usr/lib/{soname}", f"/lib/{soname}"):
+        found = sorted(Path("/").glob(pattern.lstrip("/")))
+        if found:
+            return found[0]
+    message = (
+        f"{soname} is not installed (Debian package {debian_package}); "
+        f"run scripts/test.sh as root to install it"
+    )
+    fail_or_skip(message)
+
+
 def require_root(reason: str) -> None:
     """Fail (or skip when opted out) unless running as root, which loop devices and mount need."""
     if os.geteuid() == 0:

@@ -442,3 +442,15 @@ def test_icon_and_logo() -> None:
     assert png_size(REPO_ROOT / "icon.png") == (128, 128)
     width, height = png_size(REPO_ROOT / "logo.png")
     assert 128 <= height <= 512 and width >= height
+
+
+def test_the_server_runs_on_the_base_images_jemalloc_like_core() -> None:
+    # docker-base ships jemalloc at this path for Core and add-ons to preload; musl's malloc
+    # would map and unmap asyncssh's packet buffers (tests/server/test_serve_script.py runs
+    # serve.sh's equivalent for real).
+    script = (SERVICES / "backup-drive" / "run").read_text()
+    preload = script.index('export LD_PRELOAD="/usr/local/lib/libjemalloc.so.2"')
+    guard = script.rindex("if [[", 0, preload)
+    assert '-z "${DISABLE_JEMALLOC+x}"' in script[guard:preload]
+    assert "-f /usr/local/lib/libjemalloc.so.2" in script[guard:preload]
+    assert preload < script.index("exec python3 -m backup_drive_server")
