@@ -194,6 +194,10 @@ def openssh_cipher(verbose_log: str) -> str:
     return cipher if mac == "<implicit>" else f"{cipher} + {mac}"
 
 
+# What the add-on's run script gives jemalloc (rootfs/etc/s6-overlay/s6-rc.d/backup-drive/run).
+ADDON_MALLOC_CONF = "tcache_max:1048576"
+
+
 def jemalloc_path() -> str | None:
     """Return Debian's libjemalloc.so.2 (package libjemalloc2) when installed."""
     found = sorted(Path("/usr/lib").glob("*-linux-gnu*/libjemalloc.so.2"))
@@ -217,7 +221,7 @@ def server_env(allocator: str) -> dict[str, str]:
     if allocator == "jemalloc":
         if path is None:
             raise SystemExit("--server-allocator jemalloc: libjemalloc2 is not installed")
-        return {"LD_PRELOAD": path}
+        return {"LD_PRELOAD": path, "MALLOC_CONF": ADDON_MALLOC_CONF}
     return {}
 
 

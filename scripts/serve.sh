@@ -7,11 +7,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 ensure_venv "${VENV}" -- requirements/server.txt
 cd "${REPO_ROOT}"
-# jemalloc when Debian's libjemalloc2 is installed, as the add-on runs the server (its run
-# script explains why); DISABLE_JEMALLOC=1 opts out.
+# jemalloc when Debian's libjemalloc2 is installed, with the add-on's settings (its run script
+# rootfs/etc/s6-overlay/s6-rc.d/backup-drive/run says why); DISABLE_JEMALLOC=1 opts out.
 if [ -z "${DISABLE_JEMALLOC+x}" ]; then
     for jemalloc in /usr/lib/*-linux-gnu*/libjemalloc.so.2; do
-        [ -f "${jemalloc}" ] && export LD_PRELOAD="${jemalloc}" && break
+        if [ -f "${jemalloc}" ]; then
+            export LD_PRELOAD="${jemalloc}"
+            export MALLOC_CONF="${MALLOC_CONF:-tcache_max:1048576}"
+            break
+        fi
     done
 fi
 # The add-on itself serves its page to Home Assistant's ingress on another port; a --ui-port

@@ -453,4 +453,6 @@ def test_the_server_runs_on_the_base_images_jemalloc_like_core() -> None:
     guard = script.rindex("if [[", 0, preload)
     assert '-z "${DISABLE_JEMALLOC+x}"' in script[guard:preload]
     assert "-f /usr/local/lib/libjemalloc.so.2" in script[guard:preload]
-    assert preload < script.index("exec python3 -m backup_drive_server")
+    conf = script.index('export MALLOC_CONF="${MALLOC_CONF:-tcache_max:1048576}"')
+    assert preload < conf < script.index("fi", preload)
+    assert conf < script.index("exec python3 -m backup_drive_server")

@@ -41,15 +41,19 @@ def test_serve_script_preloads_jemalloc_unless_disabled(tmp_path: Path, opted_ou
     jemalloc = require_library("libjemalloc.so.2", "libjemalloc2")
     env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
     env.pop("DISABLE_JEMALLOC", None)
+    env.pop("MALLOC_CONF", None)
     if opted_out:
         env["DISABLE_JEMALLOC"] = "1"
     process, _port = start_serve_script(tmp_path, env)
     try:
         # serve.sh execs the server, so its process is the one listening.
         maps = Path(f"/proc/{process.pid}/maps").read_text()
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
     log = (tmp_path / "serve.log").read_text(errors="replace")
     assert code == 0, log
     assert (jemalloc.name in maps) is not opted_out, log
+    # The add-on's thread-cache setting comes with it (the run script says why).
+    assert (b"MALLOC_CONF=tcache_max:1048576" in environ) is not opted_out
