@@ -1,3 +1,3 @@
 """Backup Drive server: one storage root served over SFTP and WebDAV."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
