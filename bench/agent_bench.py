@@ -47,8 +47,8 @@ from bench.process_stats import (  # noqa: E402
     CPU_MODES,
     CpuMeter,
     RssSampler,
+    add_allocator_argument,
     add_server_allocator_argument,
-    jemalloc_path,
     load_text,
     openssh_cipher,
     server_env,
@@ -318,12 +318,8 @@ def main() -> None:
     )
     parser.add_argument("--modes", default="aes,no-aes", help="CPU modes (default aes,no-aes)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()))
-    parser.add_argument(
-        "--allocator",
-        choices=["jemalloc", "system"],
-        default="jemalloc" if jemalloc_path() else "system",
-        help="malloc of the agent's process (default jemalloc when installed, as in Home "
-        "Assistant's image; Debian package libjemalloc2)",
+    add_allocator_argument(
+        parser, "--allocator", "the agent's process, as in Home Assistant's image"
     )
     add_server_allocator_argument(parser)
     parser.add_argument("--child", choices=list(CPU_MODES), help=argparse.SUPPRESS)

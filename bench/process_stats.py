@@ -204,14 +204,20 @@ def jemalloc_path() -> str | None:
     return str(found[0]) if found else None
 
 
-def add_server_allocator_argument(parser: argparse.ArgumentParser) -> None:
-    """Add --server-allocator: our server on jemalloc (as the add-on runs it) or the system's."""
+def add_allocator_argument(parser: argparse.ArgumentParser, flag: str, whose: str) -> None:
+    """Add `flag`: jemalloc (the default when Debian's libjemalloc2 is installed) or system."""
     parser.add_argument(
-        "--server-allocator",
+        flag,
         choices=["jemalloc", "system"],
         default="jemalloc" if jemalloc_path() else "system",
-        help="malloc of backup-drive-server (default jemalloc when installed, as the add-on's "
-        "run script preloads it; Debian package libjemalloc2)",
+        help=f"malloc of {whose} (default jemalloc when libjemalloc2 is installed)",
+    )
+
+
+def add_server_allocator_argument(parser: argparse.ArgumentParser) -> None:
+    """Add --server-allocator: our server on jemalloc (as the add-on runs it) or the system's."""
+    add_allocator_argument(
+        parser, "--server-allocator", "backup-drive-server, as the add-on's run script preloads it"
     )
 
 

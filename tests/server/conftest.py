@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -150,6 +151,35 @@ def run_sftp(
         timeout=120,
         check=False,
     )  # fmt: skip
+
+
+def run_sftp_logged(
+    target: BackupTarget, account: Account, tmp_path: Path, commands: str, verbosity: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `sftp -b -` with a debug `verbosity` (-v, -vvv) as this machine's CPU; return it.
+
+    OPENSSL_ia32cap is left out of the client's environment: only the server plays a CPU.
+    """
+    sftp = require_tool("sftp", "openssh-client")
+    return subprocess.run(
+        [
+            sftp, verbosity, *openssh_options(target, account, tmp_path),
+            "-P", str(target.sftp_port), "-b", "-", f"{account.username}@127.0.0.1",
+        ],
+        input=commands,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={key: value for key, value in os.environ.items() if key != "OPENSSL_ia32cap"},
+    )  # fmt: skip
+
+
+def negotiated_ciphers(sftp_log: str) -> set[str]:
+    """Return the ciphers an OpenSSH client's -v log says it negotiated (both directions)."""
+    return {
+        line.split("cipher: ")[1].split()[0] for line in sftp_log.splitlines() if "cipher: " in line
+    }
 
 
 async def connect(
