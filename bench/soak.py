@@ -36,7 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.process_stats import RssSampler, cpu_seconds, markdown_table  # noqa: E402
+from bench.process_stats import (  # noqa: E402
+    RssSampler,
+    add_server_allocator_argument,
+    cpu_seconds,
+    markdown_table,
+    server_env,
+)
 from tests.backup_target import HOMEASSISTANT_USER, BackupTarget  # noqa: E402
 
 MIB = 1024 * 1024
@@ -297,13 +303,14 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
-def soak(duration: float, workdir: Path) -> list[str]:
+def soak(duration: float, workdir: Path, server_allocator: str) -> list[str]:
     """Run the soak once; return the report's lines."""
     target = BackupTarget(
         storage=workdir / "storage",
         data_dir=workdir / "data",
         options={"users": [{"username": SOAK_USER, "password": SOAK_PASSWORD}]},
         extra_args=["--log-level", "warning"],
+        env=server_env(server_allocator),
     ).start()
     try:
         assert target.process is not None
@@ -372,7 +379,7 @@ def report(
          "met" if settled else "MISSED"],
         ["server CPU (s)", f"{cpu:.1f}", "", ""],
     ]  # fmt: skip
-    lines = [f"Soak of {duration:.0f} s on loopback", ""]
+    lines = [f"Soak of {duration:.0f} s on loopback, server allocator {server_allocator}", ""]
     lines += markdown_table(["measure", "value", "target", ""], rows)
     counts = sorted({*tally.ok, *tally.errors})
     lines += ["", *markdown_table(["activity", "ok", "errors"], [
@@ -386,10 +393,11 @@ def main() -> int:
     """Parse flags, run the soak, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    add_server_allocator_argument(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
         try:
-            lines = soak(args.duration, Path(workdir))
+            lines = soak(args.duration, Path(workdir), args.server_allocator)
         except RuntimeError as err:
             print(f"soak: the server could not be started: {err}", file=sys.stderr)
             return 1
