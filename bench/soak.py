@@ -379,7 +379,7 @@ def report(
          "met" if settled else "MISSED"],
         ["server CPU (s)", f"{cpu:.1f}", "", ""],
     ]  # fmt: skip
-    lines = [f"Soak of {duration:.0f} s on loopback, server allocator {server_allocator}", ""]
+    lines = [f"Soak of {duration:.0f} s on loopback", ""]
     lines += markdown_table(["measure", "value", "target", ""], rows)
     counts = sorted({*tally.ok, *tally.errors})
     lines += ["", *markdown_table(["activity", "ok", "errors"], [
@@ -398,6 +398,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
         try:
             lines = soak(args.duration, Path(workdir), args.server_allocator)
+            lines.append(f"Our server's allocator: {args.server_allocator}")
         except RuntimeError as err:
             print(f"soak: the server could not be started: {err}", file=sys.stderr)
             return 1
