@@ -194,8 +194,9 @@ def openssh_cipher(verbose_log: str) -> str:
     return cipher if mac == "<implicit>" else f"{cipher} + {mac}"
 
 
-# What the add-on's run script gives jemalloc (rootfs/etc/s6-overlay/s6-rc.d/backup-drive/run).
-ADDON_MALLOC_CONF = "tcache_max:1048576"
+# What the add-on's run script and serve.sh give jemalloc (their comments say why); the
+# packaging and serve.sh tests hold them to this value.
+ADDON_MALLOC_CONF = "narenas:2,tcache_max:1048576,dirty_decay_ms:1000"
 
 
 def jemalloc_path() -> str | None:

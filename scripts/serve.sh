@@ -13,7 +13,7 @@ if [ -z "${DISABLE_JEMALLOC+x}" ]; then
     for jemalloc in /usr/lib/*-linux-gnu*/libjemalloc.so.2; do
         if [ -f "${jemalloc}" ]; then
             export LD_PRELOAD="${jemalloc}"
-            export MALLOC_CONF="${MALLOC_CONF:-tcache_max:1048576}"
+            export MALLOC_CONF="${MALLOC_CONF:-narenas:2,tcache_max:1048576,dirty_decay_ms:1000}"
             break
         fi
     done

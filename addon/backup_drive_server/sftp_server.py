@@ -31,8 +31,10 @@ CHANNEL_WINDOW_BYTES = 16 * 1024 * 1024
 MAX_PACKET_BYTES = 256 * 1024
 # Connections that have not logged in yet are capped apart from sessions, so sockets that never
 # authenticate cannot fill the session slots. When a cap is reached the oldest connection that
-# has not started to log in is dropped instead of refusing the new one: a flood of idle sockets
-# then only ever pushes out other idle sockets, never a client that is logging in. The built-in
+# has not started to log in is dropped instead of refusing the new one, and among those first
+# the ones that have not even sent their SSH version: every real client sends it at once, so a
+# burst of silent sockets only ever pushes out other silent sockets, never a client that is still
+# in key exchange (asyncssh knows only that much before the login name arrives). The built-in
 # account is never counted against the session cap, so Home Assistant always gets in.
 MAX_PENDING_PER_ADDRESS = 4
 MAX_PENDING = 16
@@ -91,7 +93,8 @@ class BackupDriveSSHServer(asyncssh.SSHServer):
         idle = [conn for conn in candidates if pending[conn].username is None]
         if not idle:
             return  # everyone is logging in: the login timeout and the guard bound them
-        oldest = idle[0]
+        silent = [conn for conn in idle if conn.get_extra_info("client_version") is None]
+        oldest = (silent or idle)[0]
         _LOGGER.warning(
             "Dropped an SFTP connection from %s that had not started to log in: %s waiting",
             pending.pop(oldest).address, cap,

@@ -17,6 +17,7 @@ import yaml
 from backup_drive_addon import addon_tools
 from backup_drive_server import cli
 from backup_drive_server.settings import SFTP_PORT, WEBDAV_PORT
+from bench.process_stats import ADDON_MALLOC_CONF
 from tests.addon.addon_rules import (
     RE_SCHEMA_ELEMENT,
     check_options,
@@ -445,6 +446,7 @@ def test_icon_and_logo() -> None:
 
 
 def test_the_server_runs_on_the_base_images_jemalloc_like_core() -> None:
+    # serve.sh and the benchmarks use the same settings (bench/process_stats.ADDON_MALLOC_CONF).
     # docker-base ships jemalloc at this path for Core and add-ons to preload; musl's malloc
     # would map and unmap asyncssh's packet buffers (tests/server/test_serve_script.py runs
     # serve.sh's equivalent for real).
@@ -453,6 +455,6 @@ def test_the_server_runs_on_the_base_images_jemalloc_like_core() -> None:
     guard = script.rindex("if [[", 0, preload)
     assert '-z "${DISABLE_JEMALLOC+x}"' in script[guard:preload]
     assert "-f /usr/local/lib/libjemalloc.so.2" in script[guard:preload]
-    conf = script.index('export MALLOC_CONF="${MALLOC_CONF:-tcache_max:1048576}"')
+    conf = script.index(f'export MALLOC_CONF="${{MALLOC_CONF:-{ADDON_MALLOC_CONF}}}"')
     assert preload < conf < script.index("fi", preload)
     assert conf < script.index("exec python3 -m backup_drive_server")

@@ -6,7 +6,7 @@ import asyncio
 import resource
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import asyncssh
@@ -59,6 +59,27 @@ async def test_idle_sockets_do_not_lock_out_home_assistant(
     assert "had not started to log in" in target.log
     # Idle sockets are no failed logins: the address is not banned.
     assert "banned" not in target.log
+
+
+def test_a_client_in_key_exchange_outlasts_a_burst_of_silent_sockets(target: BackupTarget) -> None:
+    # A client that has sent its version is in key exchange; the burst comes from ten other
+    # addresses right after it, more than the 16 waiting connections the server keeps.
+    client = socket.create_connection(("127.0.0.1", target.sftp_port), timeout=30)
+    try:
+        client.sendall(b"SSH-2.0-KeyExchangeInProgress\r\n")
+        greeting = client.recv(256)
+        assert greeting.startswith(b"SSH-2.0-"), greeting
+        addresses = [f"127.0.0.{n}" for n in range(2, 12)]
+        with ExitStack() as stack:
+            for address in addresses:
+                stack.enter_context(idle_sockets(target, address, 3))
+            assert target.log.count("had not started to log in") >= 30 - 16 + 1
+            # The server still talks to it (its KEXINIT, or more of it), rather than a reset.
+            client.settimeout(5)
+            assert client.recv(65536), "the server closed the connection"
+            assert "from 127.0.0.1 that had not started to log in" not in target.log
+    finally:
+        client.close()
 
 
 def vm_rss_bytes(target: BackupTarget) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.process_stats import ADDON_MALLOC_CONF
 from tests.backup_target import REPO_ROOT, free_port, wait_for_port
 from tests.peers import require_library
 
@@ -56,4 +57,5 @@ def test_serve_script_preloads_jemalloc_unless_disabled(tmp_path: Path, opted_ou
     assert code == 0, log
     assert (jemalloc.name in maps) is not opted_out, log
     # The add-on's thread-cache setting comes with it (the run script says why).
-    assert (b"MALLOC_CONF=tcache_max:1048576" in environ) is not opted_out
+    setting = f"MALLOC_CONF={ADDON_MALLOC_CONF}".encode()
+    assert (setting in environ) is not opted_out
