@@ -104,6 +104,12 @@ async def stop_target(hass: HomeAssistant, target: BackupTarget | OpenSshServer)
     await hass.async_add_executor_job(target.stop)
 
 
+async def take_drive_away(hass: HomeAssistant, target: BackupTarget, entry: ConfigEntry) -> None:
+    """Stop the server while the entry stays loaded, and forget the listing it had cached."""
+    await hass.async_add_executor_job(target.stop)
+    entry.runtime_data.client.invalidate_cache()
+
+
 async def start_impostor(hass: HomeAssistant, target: BackupTarget) -> BackupTarget:
     """Stop `target` and start another server, with a host key of its own, on its port."""
     await hass.async_add_executor_job(target.stop)

@@ -44,6 +44,7 @@ from tests.integration.entries import (
     start_impostor,
     state_of,
     stop_target,
+    take_drive_away,
 )
 from tests.integration.test_backup import (
     SETTLE_SECONDS,
@@ -121,8 +122,7 @@ async def test_unreachable_while_loaded_is_reported(
     hass_ws_client: WebSocketGenerator,
 ) -> None:
     """With the drive away, backup/info names our agent's error; the others still work."""
-    await hass.async_add_executor_job(backup_target.stop)
-    backup_entry.runtime_data.client.invalidate_cache()
+    await take_drive_away(hass, backup_target, backup_entry)
     ws = await hass_ws_client(hass)
     info = await ws_call(ws, {"type": "backup/info"})
     assert agent_id_of(backup_entry) in info["agent_errors"]

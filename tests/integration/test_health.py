@@ -36,7 +36,7 @@ from custom_components.backup_drive.const import CONF_STALE_DAYS, CONF_VERIFY_DA
 from custom_components.backup_drive.coordinator import BackupDriveCoordinator
 from custom_components.backup_drive.health_record import HEALTH_FILE_NAME
 from tests.backup_target import BackupTarget
-from tests.integration.entries import entry_data, set_up_entry, stop_target
+from tests.integration.entries import entry_data, set_up_entry, stop_target, take_drive_away
 from tests.integration.test_backup import (
     agent_id_of,
     agent_of,
@@ -232,8 +232,7 @@ async def test_drive_away_raises_unreachable_only_after_grace_and_a_due_backup(
 ) -> None:
     """connected goes off at once; the repair waits for the grace time and a failed backup."""
     unreachable_id = f"drive_unreachable_{backup_entry.entry_id}"
-    await hass.async_add_executor_job(backup_target.stop)
-    backup_entry.runtime_data.client.invalidate_cache()
+    await take_drive_away(hass, backup_target, backup_entry)
     await refresh(hass, backup_entry)
     assert state_of_key(hass, backup_entry, "binary_sensor", "connected").state == "off"
     assert state_of_key(hass, backup_entry, "sensor", "free_space").state == "unavailable"
@@ -262,8 +261,7 @@ async def test_drive_away_without_a_due_backup_raises_nothing(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Hours away with no backup due or failed: connected is off, and no repair nags."""
-    await hass.async_add_executor_job(backup_target.stop)
-    backup_entry.runtime_data.client.invalidate_cache()
+    await take_drive_away(hass, backup_target, backup_entry)
     await refresh(hass, backup_entry)
     freezer.tick(timedelta(hours=2))
     await refresh(hass, backup_entry)
